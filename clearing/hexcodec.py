@@ -1,0 +1,68 @@
+"""Wire encodings of DESIGN 4: ``0x`` hex byte strings, EIP-55 addresses, decimal uint256."""
+
+from __future__ import annotations
+
+from clearing.hashing import keccak256
+from qev.errors import AddressError, HexError, MalformedError
+
+UINT256_MAX = (1 << 256) - 1
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def to_hex(data: bytes) -> str:
+    """Return ``0x``-prefixed lowercase hex."""
+    return "0x" + data.hex()
+
+
+def from_hex(text: str, length: int | None = None) -> bytes:
+    """Parse ``0x``-prefixed hex (any case) into bytes, optionally of an exact ``length``."""
+    if type(text) is not str or not text.startswith("0x") or len(text) % 2:
+        raise HexError(f"expected 0x-prefixed hex with an even number of digits, got {text!r:.80}")
+    body = text[2:]
+    if not _HEX.issuperset(body):
+        raise HexError(f"non-hex characters in {text!r:.80}")
+    data = bytes.fromhex(body)
+    if length is not None and len(data) != length:
+        raise HexError(f"expected {length} bytes, got {len(data)}")
+    return data
+
+
+def to_checksum_address(address: bytes) -> str:
+    """Return the EIP-55 mixed-case form of a 20-byte address."""
+    if len(address) != 20:
+        raise AddressError(f"address must be 20 bytes, got {len(address)}")
+    lower = address.hex()
+    digest = keccak256(lower.encode()).hex()
+    return "0x" + "".join(
+        c.upper() if c.isalpha() and int(d, 16) >= 8 else c for c, d in zip(lower, digest[:40], strict=True)
+    )
+
+
+def parse_address(text: str) -> bytes:
+    """Parse an address in any case (DESIGN 4 accepts any case on input) into 20 bytes."""
+    try:
+        return from_hex(text, 20)
+    except HexError as e:
+        raise AddressError(f"not a 20-byte hex address: {text!r:.80}") from e
+
+
+def parse_uint(text: str, bits: int = 256) -> int:
+    """Parse a decimal string (DESIGN 4's uint encoding) into an int of at most ``bits`` bits."""
+    if type(text) is not str or not text.isascii() or not text.isdigit() or len(text) > 78:
+        raise MalformedError(f"expected a decimal unsigned integer string, got {text!r:.80}")
+    if len(text) > 1 and text[0] == "0":
+        raise MalformedError(f"leading zeros are not canonical: {text!r:.80}")
+    value = int(text)
+    if value >> bits:
+        raise MalformedError(f"{text!r:.80} does not fit uint{bits}")
+    return value
+
+
+__all__ = [
+    "UINT256_MAX",
+    "from_hex",
+    "parse_address",
+    "parse_uint",
+    "to_checksum_address",
+    "to_hex",
+]

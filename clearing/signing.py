@@ -1,0 +1,97 @@
+"""secp256k1 signing and strict recovery (coincurve / libsecp256k1).
+
+Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28}. Recovery refuses high-s
+(EIP-2) signatures, ``r``/``s`` outside ``1..n-1`` and any other ``v``, so every accepted
+signature has exactly one encoding.
+"""
+
+from __future__ import annotations
+
+from coincurve import PrivateKey, PublicKey
+
+from clearing.hashing import keccak256
+from qev.errors import (
+    KeyError_,
+    MalleableSignatureError,
+    SignatureLengthError,
+    SignatureRangeError,
+    SignatureRecoveryError,
+    SignatureVError,
+)
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_N = SECP256K1_N // 2
+_EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
+
+
+class Signer:
+    """A secp256k1 private key that signs 32-byte digests."""
+
+    __slots__ = ("_key", "address")
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != 32 or not 0 < int.from_bytes(secret, "big") < SECP256K1_N:
+            raise KeyError_("a secp256k1 private key is 32 bytes in 1..n-1")
+        self._key = PrivateKey(secret)
+        self.address: bytes = public_key_to_address(self._key.public_key.format(compressed=False))
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Signer(address=0x{self.address.hex()})"
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Sign a 32-byte digest; returns the canonical low-s ``r || s || v`` (v in {27, 28})."""
+        if len(digest) != 32:
+            raise ValueError("digest must be 32 bytes")
+        sig = self._key.sign_recoverable(digest, hasher=None)
+        return sig[:64] + bytes((sig[64] + 27,))
+
+    def sign_eip191(self, digest: bytes) -> bytes:
+        """EIP-191 (``personal_sign``) signature over a 32-byte digest."""
+        return self.sign_digest(eip191_digest(digest))
+
+
+def eip191_digest(digest: bytes) -> bytes:
+    """``keccak256("\\x19Ethereum Signed Message:\\n32" || digest)`` (OZ ``toEthSignedMessageHash``)."""
+    return keccak256(_EIP191_PREFIX + digest)
+
+
+def public_key_to_address(uncompressed: bytes) -> bytes:
+    """Ethereum address of a 65-byte uncompressed public key."""
+    return keccak256(uncompressed[1:])[12:]
+
+
+def check_signature(signature: bytes) -> None:
+    """Raise a specific error unless ``signature`` is a canonical 65-byte r||s||v."""
+    if len(signature) != 65:
+        raise SignatureLengthError(f"signature must be 65 bytes, got {len(signature)}")
+    v = signature[64]
+    if v not in (27, 28):
+        raise SignatureVError(f"signature v must be 27 or 28, got {v}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not 0 < r < SECP256K1_N or not 0 < s < SECP256K1_N:
+        raise SignatureRangeError("signature r and s must be in 1..n-1")
+    if s > SECP256K1_HALF_N:
+        raise MalleableSignatureError("signature s is in the upper half of the curve order")
+
+
+def recover_address(digest: bytes, signature: bytes) -> bytes:
+    """Recover the 20-byte signer address of a canonical signature over a 32-byte digest."""
+    check_signature(signature)
+    try:
+        pub = PublicKey.from_signature_and_message(
+            signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None
+        )
+    except Exception as e:  # coincurve raises a bare Exception when no key recovers
+        raise SignatureRecoveryError("no public key recovers from this signature") from e
+    return public_key_to_address(pub.format(compressed=False))
+
+
+__all__ = [
+    "SECP256K1_N",
+    "Signer",
+    "check_signature",
+    "eip191_digest",
+    "public_key_to_address",
+    "recover_address",
+]
