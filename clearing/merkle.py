@@ -240,7 +240,10 @@ class StandardMerkleTree:
                 raise
             raise InvalidTreeError(f"not a standard-v1 dump: {e}") from e
         self = cls(tree, values, indices, types)
-        self.validate()
+        try:
+            self.validate()
+        except MalformedError as e:  # a value that does not fit its declared type
+            raise InvalidTreeError(f"value does not fit the leaf encoding: {e}") from e
         return self
 
     def validate(self) -> None:

@@ -1,0 +1,91 @@
+"""Spread the CPU-bound steps of a close (opening bids, hashing leaves) over processes.
+
+The pure functions live in ``validation`` and ``merkle``; this module only splits the work
+into contiguous chunks, runs them in forked worker processes and joins the results in
+order, so the output is identical to the single-process call.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from clearing.engine import ValidBid
+from clearing.merkle import leaf_hasher
+from clearing.model import Envelope
+from clearing.validation import AuctionContext, Exclusion, RequestSnapshot, validate_envelope
+
+# Inputs handed to forked workers by inheritance instead of pickling (set just before fork).
+_SHARED: dict[str, Any] = {}
+
+
+def default_workers() -> int:
+    """Worker processes to use: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    step = -(-n // parts)
+    return [(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _map_chunks(fn: Callable[[int, int], Any], n: int, workers: int, shared: dict[str, Any]) -> list[Any]:
+    if workers <= 1 or n < 2 * workers or "fork" not in multiprocessing.get_all_start_methods():
+        _SHARED.update(shared)
+        try:
+            return [fn(0, n)]
+        finally:
+            _SHARED.clear()
+    _SHARED.update(shared)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            return pool.starmap(fn, _chunks(n, workers))
+    finally:
+        _SHARED.clear()
+
+
+def _hash_range(start: int, end: int) -> list[bytes]:
+    h = leaf_hasher(_SHARED["types"])
+    return list(map(h, _SHARED["values"][start:end]))
+
+
+def leaf_hashes(values: Sequence[Sequence[Any]], types: Sequence[str], workers: int = 0) -> list[bytes]:
+    """Standard leaf hashes of ``values``, computed on ``workers`` processes (0 = all CPUs)."""
+    w = workers or default_workers()
+    parts = _map_chunks(_hash_range, len(values), w, {"values": values, "types": tuple(types)})
+    return [h for part in parts for h in part]
+
+
+def _validate_range(start: int, end: int) -> list[ValidBid | Exclusion]:
+    ctx: AuctionContext = _SHARED["ctx"]
+    opener = ctx.opener()
+    requests = _SHARED["requests"]
+    envelopes = _SHARED["envelopes"]
+    return [validate_envelope(envelopes[i], ctx, opener, requests) for i in range(start, end)]
+
+
+def validate_book_parallel(
+    envelopes: Sequence[Envelope],
+    ctx: AuctionContext,
+    requests: Mapping[int, RequestSnapshot],
+    workers: int = 0,
+) -> tuple[list[ValidBid], list[Exclusion]]:
+    """``validation.validate_book`` on ``workers`` processes; same output, same order."""
+    w = workers or default_workers()
+    shared = {"envelopes": envelopes, "ctx": ctx, "requests": requests}
+    parts = _map_chunks(_validate_range, len(envelopes), w, shared)
+    valid: list[ValidBid] = []
+    excluded: list[Exclusion] = []
+    for part in parts:
+        for out in part:
+            if isinstance(out, ValidBid):
+                valid.append(out)
+            else:
+                excluded.append(out)
+    return valid, excluded
+
+
+__all__ = ["default_workers", "leaf_hashes", "validate_book_parallel"]
