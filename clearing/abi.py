@@ -249,7 +249,7 @@ def static_encoder(types: tuple[str, ...]) -> Callable[[Sequence[Any]], bytes]:
         raise AbiEncodeError(f"static_encoder needs a non-empty tuple of static types: {types}")
     names = ", ".join(f"v{i}" for i in range(len(parsed)))
     checks, words = zip(*(_field_source(i, t) for i, t in enumerate(parsed)), strict=True)
-    lines = [f"def enc(values):", f"    if len(values) != {len(parsed)}:"]
+    lines = ["def enc(values):", f"    if len(values) != {len(parsed)}:"]
     lines.append(f"        raise _Err('expected {len(parsed)} values, got %d' % len(values))")
     lines.append(f"    ({names},) = values")
     for i, check in enumerate(checks):

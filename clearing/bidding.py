@@ -24,7 +24,11 @@ def seal_bid(signer: Signer, bid: Bid, domain: Eip712Domain, auction_public_key:
 
 
 def sign_cancel(
-    signer: Signer, domain: Eip712Domain, auction_id: int, redemption_id: int, ciphertext_hash: bytes
+    signer: Signer,
+    domain: Eip712Domain,
+    auction_id: int,
+    redemption_id: int,
+    ciphertext_hash: bytes,
 ) -> bytes:
     """The controller's ``CancelBid`` signature naming the live envelope's ciphertext hash."""
     return signer.sign_digest(cancel_digest(domain, auction_id, redemption_id, ciphertext_hash))

@@ -34,7 +34,8 @@ def to_checksum_address(address: bytes) -> str:
     lower = address.hex()
     digest = keccak256(lower.encode()).hex()
     return "0x" + "".join(
-        c.upper() if c.isalpha() and int(d, 16) >= 8 else c for c, d in zip(lower, digest[:40], strict=True)
+        c.upper() if c.isalpha() and int(d, 16) >= 8 else c
+        for c, d in zip(lower, digest[:40], strict=True)
     )
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
-from sha3 import keccak_256
-
 from clearing.abi import parse_type, static_encoder
+from clearing.hashing import keccak_256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from qev.errors import HexError, InvalidTreeError, LeafNotFoundError, MalformedError, MerkleError
 
@@ -67,7 +67,9 @@ class MultiProof:
     proof_flags: list[bool]
 
 
-def process_multi_proof(leaf_hashes: Sequence[bytes], proof: Sequence[bytes], flags: Sequence[bool]) -> bytes:
+def process_multi_proof(
+    leaf_hashes: Sequence[bytes], proof: Sequence[bytes], flags: Sequence[bool]
+) -> bytes:
     """OZ ``processMultiProof``: rebuild the root from leaves, proof nodes and flags."""
     if len(proof) < flags.count(False) or len(leaf_hashes) + len(proof) != len(flags) + 1:
         raise MerkleError("leaves, proof and flags are not compatible")
@@ -120,7 +122,9 @@ class StandardMerkleTree:
         vals = [tuple(v) for v in values]
         if not vals:
             raise MerkleError("a Merkle tree needs at least one leaf")
-        hashes = list(leaf_hashes) if leaf_hashes is not None else list(map(leaf_hasher(types), vals))
+        hashes = (
+            list(leaf_hashes) if leaf_hashes is not None else list(map(leaf_hasher(types), vals))
+        )
         if len(hashes) != len(vals):
             raise MerkleError("one leaf hash per value is needed")
         order = sorted(range(len(hashes)), key=hashes.__getitem__)
@@ -175,7 +179,7 @@ class StandardMerkleTree:
             if not 0 <= v < len(self.values):
                 raise LeafNotFoundError(f"value index {v} is out of range")
         tree_idx = sorted((self.tree_indices[v] for v in wanted), reverse=True)
-        if any(a == b for a, b in zip(tree_idx, tree_idx[1:], strict=False)):
+        if any(a == b for a, b in pairwise(tree_idx)):
             raise MerkleError("cannot prove a duplicated index")
         stack = list(tree_idx)
         head = 0
@@ -262,7 +266,9 @@ class StandardMerkleTree:
                 raise InvalidTreeError(f"node {i} is not the hash of its children")
 
 
-def verify(root: bytes, leaf_encoding: Sequence[str], values: Sequence[Any], proof: Sequence[bytes]) -> bool:
+def verify(
+    root: bytes, leaf_encoding: Sequence[str], values: Sequence[Any], proof: Sequence[bytes]
+) -> bool:
     """Verify a single proof against ``root`` (no tree needed)."""
     return process_proof(leaf_hasher(leaf_encoding)(values), proof) == root
 

@@ -39,7 +39,11 @@ class Bid:
     def struct_hash(self) -> bytes:
         """``hashStruct(Bid)``."""
         return bid_struct_hash(
-            self.auction_id, self.redemption_id, self.redemption_shares, self.basis_point, self.nonce
+            self.auction_id,
+            self.redemption_id,
+            self.redemption_shares,
+            self.basis_point,
+            self.nonce,
         )
 
     def digest(self, domain: Eip712Domain) -> bytes:

@@ -31,7 +31,9 @@ def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return [(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _map_chunks(fn: Callable[[int, int], Any], n: int, workers: int, shared: dict[str, Any]) -> list[Any]:
+def _map_chunks(
+    fn: Callable[[int, int], Any], n: int, workers: int, shared: dict[str, Any]
+) -> list[Any]:
     if workers <= 1 or n < 2 * workers or "fork" not in multiprocessing.get_all_start_methods():
         _SHARED.update(shared)
         try:
@@ -52,7 +54,9 @@ def _hash_range(start: int, end: int) -> list[bytes]:
     return list(map(h, _SHARED["values"][start:end]))
 
 
-def leaf_hashes(values: Sequence[Sequence[Any]], types: Sequence[str], workers: int = 0) -> list[bytes]:
+def leaf_hashes(
+    values: Sequence[Sequence[Any]], types: Sequence[str], workers: int = 0
+) -> list[bytes]:
     """Standard leaf hashes of ``values``, computed on ``workers`` processes (0 = all CPUs)."""
     w = workers or default_workers()
     parts = _map_chunks(_hash_range, len(values), w, {"values": values, "types": tuple(types)})

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from qev.errors import CiphertextTooShortError, DecryptionError, KeyError_
+from qev.errors import BadKeyError, CiphertextTooShortError, DecryptionError
 
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 ENC_LENGTH = 32
@@ -30,7 +30,7 @@ def bid_info(chain_id: int, settlement: bytes, auction_id: int) -> bytes:
 def derive_auction_secret(master_secret: bytes, auction_id: int) -> bytes:
     """The auction's 32-byte X25519 private key: HKDF-SHA256(master, salt="", info, L=32)."""
     if len(master_secret) < 32:
-        raise KeyError_("the master secret must be at least 32 bytes")
+        raise BadKeyError("the master secret must be at least 32 bytes")
     return HKDF(
         algorithm=hashes.SHA256(),
         length=32,
@@ -46,14 +46,14 @@ def public_key_of(private_key: bytes) -> bytes:
 
 def _private_key(raw: bytes) -> X25519PrivateKey:
     if len(raw) != 32:
-        raise KeyError_(f"an X25519 private key is 32 bytes, got {len(raw)}")
+        raise BadKeyError(f"an X25519 private key is 32 bytes, got {len(raw)}")
     return X25519PrivateKey.from_private_bytes(raw)
 
 
 def seal(plaintext: bytes, public_key: bytes, info: bytes) -> bytes:
     """Encrypt ``plaintext`` to the auction's raw X25519 ``public_key``; returns enc || sealed."""
     if len(public_key) != 32:
-        raise KeyError_(f"an X25519 public key is 32 bytes, got {len(public_key)}")
+        raise BadKeyError(f"an X25519 public key is 32 bytes, got {len(public_key)}")
     return SUITE.encrypt(plaintext, X25519PublicKey.from_public_bytes(public_key), info)
 
 

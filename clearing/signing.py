@@ -14,7 +14,7 @@ from coincurve.context import GLOBAL_CONTEXT as _CTX
 
 from clearing.hashing import keccak256
 from qev.errors import (
-    KeyError_,
+    BadKeyError,
     MalleableSignatureError,
     SignatureLengthError,
     SignatureRangeError,
@@ -34,7 +34,7 @@ class Signer:
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != 32 or not 0 < int.from_bytes(secret, "big") < SECP256K1_N:
-            raise KeyError_("a secp256k1 private key is 32 bytes in 1..n-1")
+            raise BadKeyError("a secp256k1 private key is 32 bytes in 1..n-1")
         self._key = PrivateKey(secret)
         self.address: bytes = public_key_to_address(self._key.public_key.format(compressed=False))
 
@@ -54,7 +54,7 @@ class Signer:
 
 
 def eip191_digest(digest: bytes) -> bytes:
-    """``keccak256("\\x19Ethereum Signed Message:\\n32" || digest)`` (OZ ``toEthSignedMessageHash``)."""
+    """EIP-191 version 0x45 digest of a 32-byte hash (OZ ``toEthSignedMessageHash``)."""
     return keccak256(_EIP191_PREFIX + digest)
 
 

@@ -72,7 +72,7 @@ class AuctionContext:
         return Opener(self.private_key, info)
 
 
-def validate_envelope(
+def validate_envelope(  # noqa: PLR0911 - one return per rule-0 check, in DESIGN order
     envelope: Envelope,
     ctx: AuctionContext,
     opener: Opener,
@@ -103,10 +103,13 @@ def validate_envelope(
     except SignatureError as e:
         return exclude(ExclusionReason.BAD_SIGNATURE, str(e))
     if signer != envelope.controller:
-        return exclude(ExclusionReason.SIGNER_NOT_CONTROLLER, "inner bid not signed by the controller")
+        return exclude(
+            ExclusionReason.SIGNER_NOT_CONTROLLER, "inner bid not signed by the controller"
+        )
     if not MIN_BASIS_POINT <= bid.basis_point <= MAX_BASIS_POINT:
         return exclude(
-            ExclusionReason.BASIS_POINT_OUT_OF_RANGE, f"basisPoint {bid.basis_point} not in 10..10000"
+            ExclusionReason.BASIS_POINT_OUT_OF_RANGE,
+            f"basisPoint {bid.basis_point} not in 10..10000",
         )
     if bid.redemption_shares == 0:
         return exclude(ExclusionReason.ZERO_SHARES, "redemptionShares is zero")

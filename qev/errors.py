@@ -99,7 +99,7 @@ class DecryptionError(SealingError):
     """HPKE open failed: wrong key, wrong info (auction, chain or contract) or tampering."""
 
 
-class KeyError_(SealingError):  # noqa: N801 - trailing underscore avoids the builtin name
+class BadKeyError(SealingError):
     """A key of the wrong length or form."""
 
     code = "bad_key"

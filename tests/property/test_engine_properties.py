@@ -17,9 +17,7 @@ def bid_sets(draw, max_size=10**24, max_bids=40):
     n = draw(st.integers(0, max_bids))
     ids = draw(st.lists(st.integers(0, 2**256 - 1), min_size=n, max_size=n, unique=True))
     rates = st.integers(10, 10_000) | st.sampled_from([10, 500, 500, 5000, 10_000])
-    return [
-        ValidBid(i, CONTROLLER, draw(rates), draw(st.integers(1, max_size))) for i in ids
-    ]
+    return [ValidBid(i, CONTROLLER, draw(rates), draw(st.integers(1, max_size))) for i in ids]
 
 
 prices = st.integers(0, 3 * E18) | st.sampled_from([E18, 1_050_000_000_000_000_000])
@@ -33,7 +31,9 @@ def scenarios(draw, max_size=10**24):
     demand = sum(payout_of(b.size, b.basis_point, price) for b in bids)
     liquidity = draw(st.integers(0, max(demand * 2, 1)) | st.just(demand))
     min_fill = draw(st.sampled_from([0, 1, E18]) | st.integers(0, max_size))
-    return bids, ClearingParams(price, liquidity, draw(modes), min_fill, draw(st.integers(0, 10_000)))
+    return bids, ClearingParams(
+        price, liquidity, draw(modes), min_fill, draw(st.integers(0, 10_000))
+    )
 
 
 def _fills(result):
@@ -97,11 +97,18 @@ def test_input_order_does_not_matter(case, rnd):
     rnd.shuffle(shuffled)
     a, b = clear(1, bids, params), clear(1, shuffled, params)
     assert [x.redemption_id for x in a.ranked] == [x.redemption_id for x in b.ranked]
-    assert (a.filled, a.burnt, a.payout, a.stop_index) == (b.filled, b.burnt, b.payout, b.stop_index)
+    assert (a.filled, a.burnt, a.payout, a.stop_index) == (
+        b.filled,
+        b.burnt,
+        b.payout,
+        b.stop_index,
+    )
     assert list(a.leaves()) == list(b.leaves())
 
 
-@given(bid_sets(), prices, st.integers(0, 10**25), st.integers(0, 10**25), st.sampled_from([0, E18]))
+@given(
+    bid_sets(), prices, st.integers(0, 10**25), st.integers(0, 10**25), st.sampled_from([0, E18])
+)
 def test_more_liquidity_never_lowers_a_winners_fill_pay_as_bid(bids, price, l1, extra, min_fill):
     low = clear(1, bids, ClearingParams(price, l1, Mode.PAY_AS_BID, min_fill))
     high = clear(1, bids, ClearingParams(price, l1 + extra, Mode.PAY_AS_BID, min_fill))
@@ -113,8 +120,12 @@ def test_more_liquidity_never_lowers_a_winners_fill_pay_as_bid(bids, price, l1, 
 @given(scenarios())
 def test_uniform_never_charges_a_winner_more_than_pay_as_bid(case):
     bids, params = case
-    uni = clear(1, bids, ClearingParams(params.price, params.liquidity, Mode.UNIFORM, params.min_fill))
-    pab = clear(1, bids, ClearingParams(params.price, params.liquidity, Mode.PAY_AS_BID, params.min_fill))
+    uni = clear(
+        1, bids, ClearingParams(params.price, params.liquidity, Mode.UNIFORM, params.min_fill)
+    )
+    pab = clear(
+        1, bids, ClearingParams(params.price, params.liquidity, Mode.PAY_AS_BID, params.min_fill)
+    )
     assert uni.clearing_rate == pab.clearing_rate
     assert uni.winners <= pab.winners
     for i in range(uni.winners):

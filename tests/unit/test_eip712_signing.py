@@ -15,7 +15,7 @@ from clearing.model import Bid, Envelope, cancel_digest
 from clearing.receipts import Receipt
 from clearing.signing import SECP256K1_N, Signer, recover_address
 from qev.errors import (
-    KeyError_,
+    BadKeyError,
     MalleableSignatureError,
     SignatureLengthError,
     SignatureRangeError,
@@ -159,5 +159,5 @@ def test_high_s_twin_would_recover_the_same_key(alice):
 
 def test_bad_private_keys_are_refused():
     for secret in (bytes(32), SECP256K1_N.to_bytes(32, "big"), b"\x01" * 31):
-        with pytest.raises(KeyError_):
+        with pytest.raises(BadKeyError):
             Signer(secret)

@@ -69,7 +69,9 @@ def test_multiproofs_verify_and_refuse_duplicates():
     with pytest.raises(MerkleError):
         tree.multi_proof([4, 4])
     empty = tree.multi_proof([])
-    assert empty.proof == [tree.root] and verify_multi_proof(tree.root, ALLOCATION_LEAF_TYPES, empty)
+    assert empty.proof == [tree.root] and verify_multi_proof(
+        tree.root, ALLOCATION_LEAF_TYPES, empty
+    )
 
 
 def test_empty_tree_is_refused():
@@ -106,7 +108,9 @@ def _tamper(dump, how):
     return d
 
 
-@pytest.mark.parametrize("how", ["format", "value", "node", "root", "index", "drop", "encoding", "hex"])
+@pytest.mark.parametrize(
+    "how", ["format", "value", "node", "root", "index", "drop", "encoding", "hex"]
+)
 def test_tampered_dumps_are_refused(how):
     dump = StandardMerkleTree.of(_leaves(9), ALLOCATION_LEAF_TYPES).dump()
     with pytest.raises(InvalidTreeError):

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from pyhpke import AEADId, CipherSuite, KDFId, KEMId, KEMKey, KEMKeyPair
 
 from clearing.sealing import (
@@ -19,7 +19,7 @@ from clearing.sealing import (
     public_key_of,
     seal,
 )
-from qev.errors import CiphertextTooShortError, DecryptionError, KeyError_
+from qev.errors import BadKeyError, CiphertextTooShortError, DecryptionError
 from tests.conftest import AUCTION_ID, SETTLEMENT
 
 VECTOR = json.loads((Path(__file__).parent.parent / "vectors" / "rfc9180_a2_base.json").read_text())
@@ -52,7 +52,9 @@ def test_rfc9180_vector_keys_and_first_encryption():
     ciphertext = _h("enc") + bytes.fromhex(first["ct"])
     sk = X25519PrivateKey.from_private_bytes(_h("skRm"))
     # cryptography's own (private) AAD entry point; the public API fixes AAD to empty.
-    plaintext = rust_openssl.hpke._decrypt_with_aad(SUITE, ciphertext, sk, _h("info"), bytes.fromhex(first["aad"]))
+    plaintext = rust_openssl.hpke._decrypt_with_aad(
+        SUITE, ciphertext, sk, _h("info"), bytes.fromhex(first["aad"])
+    )
     assert plaintext == bytes.fromhex(first["pt"])
 
 
@@ -101,8 +103,10 @@ def test_auction_key_derivation_is_hkdf_sha256():
     okm_mac = hmac.HMAC(prk, hashes.SHA256())
     okm_mac.update(b"qev-auction-key-v1" + AUCTION_ID.to_bytes(8, "big") + b"\x01")
     assert derive_auction_secret(master, AUCTION_ID) == okm_mac.finalize()
-    assert derive_auction_secret(master, AUCTION_ID) != derive_auction_secret(master, AUCTION_ID + 1)
-    with pytest.raises(KeyError_):
+    assert derive_auction_secret(master, AUCTION_ID) != derive_auction_secret(
+        master, AUCTION_ID + 1
+    )
+    with pytest.raises(BadKeyError):
         derive_auction_secret(b"short", AUCTION_ID)
 
 
@@ -160,7 +164,7 @@ def test_wrong_key_is_refused(sealed):
 
 
 def test_bad_key_lengths():
-    with pytest.raises(KeyError_):
+    with pytest.raises(BadKeyError):
         seal(b"x", b"\x01" * 31, b"")
-    with pytest.raises(KeyError_):
+    with pytest.raises(BadKeyError):
         Opener(b"\x01" * 33, b"")

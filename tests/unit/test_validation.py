@@ -51,7 +51,9 @@ def _one(envelope, ctx, requests_):
     return (valid + excluded)[0]  # type: ignore[operator]
 
 
-def test_valid_bid_takes_the_smaller_of_shares_and_pending(alice, bob, domain, auction_public_key, ctx, requests_):
+def test_valid_bid_takes_the_smaller_of_shares_and_pending(
+    alice, bob, domain, auction_public_key, ctx, requests_
+):
     env = seal_bid(alice, Bid(AUCTION_ID, 1, 80 * E18, 250, 0), domain, auction_public_key)
     assert _one(env, ctx, requests_) == ValidBid(1, alice.address, 250, 50 * E18)
     env = seal_bid(bob, Bid(AUCTION_ID, 2, 4 * E18, 10_000, 3), domain, auction_public_key)
@@ -63,7 +65,9 @@ def _reason(out) -> ExclusionReason:
     return out.reason
 
 
-def test_each_exclusion_reason(alice, bob, domain, auction_public_key, auction_secret, ctx, requests_):
+def test_each_exclusion_reason(
+    alice, bob, domain, auction_public_key, auction_secret, ctx, requests_
+):
     pk = auction_public_key
 
     def bid(rid, shares=E18, bp=100, nonce=0, auction=AUCTION_ID):
@@ -75,10 +79,18 @@ def test_each_exclusion_reason(alice, bob, domain, auction_public_key, auction_s
             AUCTION_ID, 1, alice.address, good.ciphertext[:-1] + b"\x00", good.signature
         ),
         ExclusionReason.MALFORMED_PLAINTEXT: _sealed_with_plaintext(
-            alice, domain, pk, 1, abi.encode(PLAINTEXT_TYPES, (AUCTION_ID, 1, E18, 100, 0, b"\x01" * 64))
+            alice,
+            domain,
+            pk,
+            1,
+            abi.encode(PLAINTEXT_TYPES, (AUCTION_ID, 1, E18, 100, 0, b"\x01" * 64)),
         ),
         ExclusionReason.ENVELOPE_MISMATCH: _sealed_with_plaintext(
-            alice, domain, pk, 1, SignedBid(bid(9), alice.sign_digest(bid(9).digest(domain))).encode()
+            alice,
+            domain,
+            pk,
+            1,
+            SignedBid(bid(9), alice.sign_digest(bid(9).digest(domain))).encode(),
         ),
         ExclusionReason.BAD_SIGNATURE: _sealed_with_plaintext(
             alice, domain, pk, 1, SignedBid(bid(1), bytes(64) + b"\x1b").encode()
@@ -105,7 +117,9 @@ def test_unknown_request_has_no_pending_shares(alice, domain, auction_public_key
     assert _reason(_one(env, ctx, requests_)) == ExclusionReason.NO_PENDING_SHARES
 
 
-def test_malleable_inner_signature_is_a_bad_signature(alice, domain, auction_public_key, ctx, requests_):
+def test_malleable_inner_signature_is_a_bad_signature(
+    alice, domain, auction_public_key, ctx, requests_
+):
     b = Bid(AUCTION_ID, 1, E18, 100, 0)
     sig = alice.sign_digest(b.digest(domain))
     s = int.from_bytes(sig[32:64], "big")
@@ -116,7 +130,9 @@ def test_malleable_inner_signature_is_a_bad_signature(alice, domain, auction_pub
     assert "upper half" in out.detail
 
 
-def test_bid_for_another_auction_cannot_even_be_opened(alice, domain, auction_public_key, ctx, requests_):
+def test_bid_for_another_auction_cannot_even_be_opened(
+    alice, domain, auction_public_key, ctx, requests_
+):
     """A replay from another auction was sealed under another info: it never decrypts."""
     other = AUCTION_ID + 30 * 86_400
     env = seal_bid(alice, Bid(other, 1, E18, 100, 0), domain, auction_public_key)
@@ -131,7 +147,9 @@ def test_parallel_driver_gives_the_same_result_in_the_same_order(domain, auction
         s = signers[rid % 6]
         requests[rid] = RequestSnapshot(rid, s.address, (rid + 1) * E18, AUCTION_ID - 5, 0)
         bp = 9 if rid % 7 == 0 else 10 + rid * 37  # every 7th is out of range
-        envelopes.append(seal_bid(s, Bid(AUCTION_ID, rid, 2 * E18, bp, 0), domain, auction_public_key))
+        envelopes.append(
+            seal_bid(s, Bid(AUCTION_ID, rid, 2 * E18, bp, 0), domain, auction_public_key)
+        )
     serial = validate_book(envelopes, ctx, requests)
     parallel = validate_book_parallel(envelopes, ctx, requests, workers=2)
     assert parallel == serial
