@@ -1,8 +1,9 @@
 """Smoke check: the committed artifacts deploy and run on py-evm (web3's EthereumTesterProvider).
 
-Deploys MockUSDai, StakedUSDaiQueue, QEVSettlement and QEVRegistry, then runs one auction end to end:
-deposit -> requestRedeem -> commitAuctionKey -> (time travel past T) -> settleAuction (one-leaf tree,
-root = leaf, empty proof) -> claim -> revealAuctionKey -> serviceRedemptions.
+Deploys MockUSDai, StakedUSDaiQueue, QEVSettlement and QEVRegistry, then runs one auction
+end to end: deposit -> requestRedeem -> commitAuctionKey -> (time travel past T) ->
+settleAuction (one-leaf tree, root = leaf, empty proof) -> claim -> revealAuctionKey ->
+serviceRedemptions.
 
     .venv/bin/python contracts/check_deploy.py
 """
@@ -42,10 +43,13 @@ def main():
     usdai, g1 = deploy("MockUSDai", admin)
     vault, g2 = deploy("StakedUSDaiQueue", usdai.address, 0, admin)
     settlement, g3 = deploy("QEVSettlement", vault.address, admin, 0, "0x" + "00" * 20)
-    registry, g4 = deploy("QEVRegistry", vault.address, admin, 100, admin)
+    _registry, g4 = deploy("QEVRegistry", vault.address, admin, 100, admin)
     print("deploy gas:", dict(MockUSDai=g1, StakedUSDaiQueue=g2, QEVSettlement=g3, QEVRegistry=g4))
 
-    send(vault.functions.grantRole(vault.functions.QEV_SETTLEMENT_ROLE().call(), settlement.address), admin)
+    send(
+        vault.functions.grantRole(vault.functions.QEV_SETTLEMENT_ROLE().call(), settlement.address),
+        admin,
+    )
     send(vault.functions.grantRole(vault.functions.STRATEGY_ADMIN_ROLE().call(), keeper), admin)
     send(settlement.functions.grantRole(settlement.functions.KEEPER_ROLE().call(), keeper), admin)
 
@@ -54,7 +58,7 @@ def main():
     send(usdai.functions.approve(vault.address, 1000 * e18), alice)
     send(vault.functions.deposit(1000 * e18, alice), alice)
     send(vault.functions.requestRedeem(100 * e18, alice, alice), alice)
-    (red, ahead) = vault.functions.redemption(1).call()
+    (red, _ahead) = vault.functions.redemption(1).call()
     t = vault.functions.redemptionTimestamp().call()
     assert red[6] == t and red[2] == 100 * e18, red
     print("queue info:", vault.functions.redemptionQueueInfo().call(), "T =", t)
@@ -70,11 +74,14 @@ def main():
     burnt = filled * bp // 10000
     payout = (filled - burnt) * price // e18
     leaf_value = encode(
-        ["uint64", "uint256", "address", "uint256", "uint256", "uint256"], [t, 1, alice, filled, burnt, payout]
+        ["uint64", "uint256", "address", "uint256", "uint256", "uint256"],
+        [t, 1, alice, filled, burnt, payout],
     )
     leaf = Web3.keccak(Web3.keccak(leaf_value))
     assert leaf == settlement.functions.allocationLeaf(t, 1, alice, filled, burnt, payout).call()
-    rcpt = send(settlement.functions.settleAuction(t, leaf, b"\x22" * 32, filled, burnt, payout), keeper)
+    rcpt = send(
+        settlement.functions.settleAuction(t, leaf, b"\x22" * 32, filled, burnt, payout), keeper
+    )
     print("settleAuction gas:", rcpt.gasUsed)
     rcpt = send(settlement.functions.claim(t, 1, alice, filled, burnt, payout, []), keeper)
     print("claim gas (1-leaf tree):", rcpt.gasUsed)
@@ -82,7 +89,12 @@ def main():
     send(settlement.functions.revealAuctionKey(t, sk), keeper)
     assert settlement.functions.auctionKey(t).call()[3] is True
     send(vault.functions.serviceRedemptions(40 * e18), keeper)
-    print("after service:", vault.functions.redemptionQueueInfo().call(), "balances", vault.functions.balances().call())
+    print(
+        "after service:",
+        vault.functions.redemptionQueueInfo().call(),
+        "balances",
+        vault.functions.balances().call(),
+    )
     print("OK: artifacts deploy and run on py-evm")
 
 
