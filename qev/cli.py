@@ -20,6 +20,75 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return run_example(holders=args.holders, mode=args.mode, as_json=args.json)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from web3 import Web3
+
+    from clearing.api.server import build_app
+    from clearing.api.settings import ServiceSettings
+    from keeper.redemptions import Web3Redemptions
+
+    settings = ServiceSettings()
+    if not settings.rpc_url:
+        print("qev serve: set QEV_RPC_URL (and QEV_VAULT) so bids' controllers can be checked")
+        return 2
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
+    app = build_app(settings, Web3Redemptions(w3, Web3.to_checksum_address(settings.vault)))
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def _bidder_key() -> bytes:
+    import os
+    from pathlib import Path
+
+    path = os.environ.get("QEV_BIDDER_KEY_FILE")
+    raw = Path(path).read_text().strip() if path else os.environ.get("QEV_BIDDER_KEY", "")
+    if not raw:
+        raise SystemExit("set QEV_BIDDER_KEY_FILE (a file with the hex key) or QEV_BIDDER_KEY")
+    return bytes.fromhex(raw.removeprefix("0x"))
+
+
+def _cmd_bid(args: argparse.Namespace) -> int:
+    import json
+
+    from clearing.hexcodec import from_hex, to_hex
+    from clearing.signing import Signer
+    from qev.sdk import BidderClient, ServiceProblemError
+
+    client = BidderClient(args.service, Signer(_bidder_key()))
+    try:
+        if args.action == "submit":
+            done = client.bid(args.redemption_id, args.shares, args.bp, args.nonce, args.auction)
+            out: object = {
+                "created": done.created,
+                "auction_id": done.receipt.auction_id,
+                "sequence": done.receipt.sequence,
+                "ciphertext_hash": to_hex(done.envelope.ciphertext_hash),
+                "service": to_hex(done.receipt.signer_address()),
+            }
+        elif args.action == "cancel":
+            r = client.cancel(args.auction, args.redemption_id, from_hex(args.ciphertext_hash, 32))
+            out = {"cancelled": True, "sequence": r.sequence}
+        elif args.action == "status":
+            out = client.status(args.auction, args.redemption_id)
+        else:
+            out = client.allocation(args.auction, args.redemption_id)
+    except ServiceProblemError as e:
+        print(json.dumps(e.body, indent=2))
+        return 1
+    finally:
+        client.close()
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -40,6 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["pay_as_bid", "uniform"], default="pay_as_bid")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_example)
+
+    p = sub.add_parser("serve", help="run the clearing service (settings from QEV_* env)")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "bid",
+        help="a holder's bid: submit, cancel, status, proof (key from QEV_BIDDER_KEY_FILE)",
+    )
+    p.add_argument("action", choices=["submit", "cancel", "status", "proof"])
+    p.add_argument("--service", required=True, help="service base URL")
+    p.add_argument("--redemption-id", type=int, required=True)
+    p.add_argument("--auction", type=int, default=None, help="auction id (default: current)")
+    p.add_argument("--shares", type=int, default=0, help="redemptionShares (wei)")
+    p.add_argument("--bp", type=int, default=0, help="basis points forgone (10..10000)")
+    p.add_argument("--nonce", type=int, default=0)
+    p.add_argument("--ciphertext-hash", default=None, help="the live bid's hash (cancel)")
+    p.set_defaults(func=_cmd_bid)
     return parser
 
 

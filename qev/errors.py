@@ -139,3 +139,76 @@ class InvalidTreeError(MerkleError):
     """A dump whose nodes or values do not form a valid standard-v1 tree."""
 
     code = "invalid_tree"
+
+
+# --- service ---------------------------------------------------------------------
+
+
+class ServiceError(QevError):
+    """A request the clearing service refuses."""
+
+    code = "service_error"
+
+
+class UnknownAuctionError(ServiceError):
+    """No auction has this id (not a window boundary, or not yet announced)."""
+
+    code = "unknown_auction"
+
+
+class AuctionClosedError(ServiceError):
+    """The auction's bidding window has ended (or not begun): the bid is refused."""
+
+    code = "auction_closed"
+
+
+class AuctionNotClosedError(ServiceError):
+    """The requested data is published only after the auction closes."""
+
+    code = "auction_not_closed"
+
+
+class NotClearedError(ServiceError):
+    """The auction has not been cleared yet."""
+
+    code = "not_cleared"
+
+
+class KeyNotRevealedError(ServiceError):
+    """The auction key has not been revealed yet."""
+
+    code = "key_not_revealed"
+
+
+class NotControllerError(ServiceError):
+    """The signer is not the redemption request's controller."""
+
+    code = "not_controller"
+
+
+class NotFoundError(ServiceError):
+    """No such bid, allocation or resource."""
+
+    code = "not_found"
+
+
+class PayloadTooLargeError(ServiceError):
+    """The request body exceeds the service's limit."""
+
+    code = "payload_too_large"
+
+
+class RateLimitedError(ServiceError):
+    """Too many requests; retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str = "", /, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ChainReadError(QevError):
+    """A chain read failed (RPC down, timeout); retryable."""
+
+    code = "chain_unavailable"

@@ -1,0 +1,73 @@
+"""Where the service gets its signing key and each auction's public key."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from clearing.sealing import derive_auction_secret, public_key_of
+from clearing.signing import Signer
+from clearing.store.base import BidStore
+
+PUBLIC_KEY_ARTIFACT = "public_key"
+
+
+class AuctionKeys(Protocol):
+    """The auction public key bidders seal to (committed on-chain by the keeper)."""
+
+    def public_key(self, auction_id: int) -> bytes | None:
+        """Raw 32-byte X25519 public key, or None if not announced."""
+
+
+class DerivedAuctionKeys:
+    """Derive public keys from the master secret (single-operator and demo deployments)."""
+
+    def __init__(self, master_secret: bytes) -> None:
+        self._master = master_secret
+
+    @lru_cache(maxsize=64)  # noqa: B019 - a handful of auctions, kept for the process life
+    def public_key(self, auction_id: int) -> bytes | None:
+        """Public key of ``auction_id``."""
+        return public_key_of(derive_auction_secret(self._master, auction_id))
+
+
+class StoredAuctionKeys:
+    """Public keys the keeper published into the shared store at window open."""
+
+    def __init__(self, store: BidStore) -> None:
+        self._store = store
+
+    def public_key(self, auction_id: int) -> bytes | None:
+        """Public key of ``auction_id`` if the keeper announced it."""
+        raw = self._store.get_artifact(auction_id, PUBLIC_KEY_ARTIFACT)
+        return raw if raw is None or len(raw) == 32 else None
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """Read a 32-byte secret stored as hex; create it (mode 0600) if the file is missing."""
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret.hex() + "\n")
+    return secret
+
+
+def service_signer(path: Path) -> Signer:
+    """The receipt-signing key (persisted, so receipts stay verifiable across restarts)."""
+    return Signer(load_or_create_key(path))
+
+
+__all__ = [
+    "PUBLIC_KEY_ARTIFACT",
+    "AuctionKeys",
+    "DerivedAuctionKeys",
+    "StoredAuctionKeys",
+    "load_or_create_key",
+    "service_signer",
+]

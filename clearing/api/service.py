@@ -1,0 +1,301 @@
+"""The clearing service's use cases, independent of HTTP: intake, cancel, publication."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from clearing.api.keys import AuctionKeys
+from clearing.calendar import AuctionCalendar
+from clearing.eip712 import Eip712Domain
+from clearing.hexcodec import from_hex, parse_address, parse_uint, to_checksum_address, to_hex
+from clearing.merkle import StandardMerkleTree
+from clearing.model import BID_BOOK_LEAF_TYPES, Envelope, cancel_digest
+from clearing.receipts import Receipt
+from clearing.redemptions import RedemptionReader
+from clearing.signing import Signer, recover_address
+from clearing.store.base import BidStore, CancelBid, PutBid, PutOutcome, StoredBid
+from qev.errors import (
+    AuctionClosedError,
+    AuctionNotClosedError,
+    ChainReadError,
+    KeyNotRevealedError,
+    MalformedError,
+    NotClearedError,
+    NotControllerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    SignatureError,
+    UnknownAuctionError,
+)
+
+RESULT = "result"
+ALLOCATION_TREE = "allocation_tree"
+SETTLEMENT = "settlement"
+KEY = "key"
+
+
+@dataclass
+class ServiceDeps:
+    """Everything the service uses, passed in (no globals, no environment reads)."""
+
+    store: BidStore
+    committer: Any  # GroupCommitter: ``await submit(op)``
+    redemptions: RedemptionReader
+    keys: AuctionKeys
+    signer: Signer
+    calendar: AuctionCalendar
+    domain: Eip712Domain
+    clock: Callable[[], int]
+    min_ciphertext: int = 368
+    max_ciphertext: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """A stored bid's signed receipt and whether this request created it."""
+
+    receipt: dict[str, Any]
+    status: str
+    created: bool
+
+
+class ClearingService:
+    """Intake and publication rules of DESIGN 2-4."""
+
+    def __init__(self, deps: ServiceDeps) -> None:
+        self.d = deps
+        self._trees: dict[int, tuple[StandardMerkleTree, dict[int, int]]] = {}
+
+    # --- auctions ---------------------------------------------------------------
+
+    def check_auction(self, auction_id: int) -> None:
+        """Raise ``UnknownAuctionError`` unless ``auction_id`` is a past or current auction."""
+        cal = self.d.calendar
+        if not cal.is_boundary(auction_id) or auction_id > cal.current(self.d.clock()):
+            raise UnknownAuctionError(f"no auction {auction_id}")
+
+    def status(self, auction_id: int) -> str:
+        """open, closed, cleared, submitted, settled or revealed."""
+        store = self.d.store
+        if store.get_artifact(auction_id, KEY) is not None:
+            return "revealed"
+        settlement = store.get_artifact(auction_id, SETTLEMENT)
+        if settlement is not None:
+            return "settled" if orjson.loads(settlement).get("status") == "settled" else "submitted"
+        if store.get_artifact(auction_id, RESULT) is not None:
+            return "cleared"
+        return "closed" if self.d.clock() >= auction_id else "open"
+
+    def auction(self, auction_id: int) -> dict[str, Any]:
+        """The DESIGN 4 auction document."""
+        self.check_auction(auction_id)
+        pk = self.d.keys.public_key(auction_id)
+        return {
+            "auction_id": auction_id,
+            "opens_at": self.d.calendar.opens_at(auction_id),
+            "closes_at": auction_id,
+            "status": self.status(auction_id),
+            "public_key": to_hex(pk) if pk is not None else None,
+            "chain_id": self.d.domain.chain_id,
+            "settlement": to_checksum_address(self.d.domain.verifying_contract),
+            "eip712": {"name": self.d.domain.name, "version": self.d.domain.version},
+        }
+
+    def current_auction(self) -> dict[str, Any]:
+        """The auction open now."""
+        return self.auction(self.d.calendar.current(self.d.clock()))
+
+    # --- intake -----------------------------------------------------------------
+
+    def _require_open(self, auction_id: int, now: int) -> None:
+        self.check_auction(auction_id)
+        if not self.d.calendar.is_open(auction_id, now):
+            raise AuctionClosedError(f"bidding for auction {auction_id} closed at {auction_id}")
+
+    def _require_controller(self, redemption_id: int, controller: bytes) -> None:
+        try:
+            info = self.d.redemptions.redemption(redemption_id)
+        except ChainReadError:
+            raise
+        except Exception as e:  # any RPC failure is retryable for the client
+            raise ChainReadError(f"cannot read redemption {redemption_id}") from e
+        if info is None or info.controller != controller:
+            raise NotControllerError(
+                f"{to_checksum_address(controller)} is not the controller of redemption "
+                f"{redemption_id}"
+            )
+
+    def parse_envelope(self, auction_id: int, body: dict[str, str]) -> Envelope:
+        """Decode and authenticate a POSTed envelope (signature recovers to the controller)."""
+        redemption_id = parse_uint(body["redemption_id"])
+        controller = parse_address(body["controller"])
+        ciphertext = from_hex(body["ciphertext"])
+        if len(ciphertext) > self.d.max_ciphertext:
+            raise PayloadTooLargeError(f"ciphertext over {self.d.max_ciphertext} bytes")
+        if len(ciphertext) < self.d.min_ciphertext:
+            raise MalformedError(f"ciphertext under {self.d.min_ciphertext} bytes")
+        signature = from_hex(body["signature"])
+        envelope = Envelope(auction_id, redemption_id, controller, ciphertext, signature)
+        try:
+            signer = recover_address(envelope.digest(self.d.domain), signature)
+        except SignatureError:
+            raise
+        if signer != controller:
+            raise SignatureError("SealedBid signature does not recover to the controller")
+        return envelope
+
+    async def submit(self, auction_id: int, body: dict[str, str]) -> Acknowledged:
+        """Store a sealed bid durably and return its signed receipt."""
+        now = self.d.clock()
+        self._require_open(auction_id, now)
+        envelope = self.parse_envelope(auction_id, body)
+        await asyncio.to_thread(
+            self._require_controller, envelope.redemption_id, envelope.controller
+        )
+        result = await self.d.committer.submit(
+            PutBid(
+                auction_id,
+                envelope.redemption_id,
+                envelope.controller,
+                envelope.ciphertext,
+                envelope.ciphertext_hash,
+                envelope.signature,
+                now,
+            )
+        )
+        created = result.outcome is not PutOutcome.IDENTICAL
+        return Acknowledged(self.receipt(result.bid), result.bid.status.value, created)
+
+    async def cancel(
+        self, auction_id: int, redemption_id: int, body: dict[str, str]
+    ) -> Acknowledged:
+        """Cancel the live bid named by a signed ``CancelBid``."""
+        now = self.d.clock()
+        self._require_open(auction_id, now)
+        controller = parse_address(body["controller"])
+        ciphertext_hash = from_hex(body["ciphertext_hash"], 32)
+        signature = from_hex(body["signature"])
+        digest = cancel_digest(self.d.domain, auction_id, redemption_id, ciphertext_hash)
+        if recover_address(digest, signature) != controller:
+            raise SignatureError("CancelBid signature does not recover to the controller")
+        live = self.d.store.live_bid(auction_id, redemption_id)
+        if live is None or live.controller != controller:
+            raise NotFoundError(f"no live bid of this controller for redemption {redemption_id}")
+        result = await self.d.committer.submit(
+            CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now)
+        )
+        return Acknowledged(self.receipt(result.bid), result.bid.status.value, True)
+
+    def receipt(self, bid: StoredBid) -> dict[str, Any]:
+        """The signed DESIGN 4 receipt of a stored bid."""
+        signed = Receipt(
+            bid.auction_id,
+            bid.redemption_id,
+            bid.controller,
+            bid.ciphertext_hash,
+            bid.sequence,
+            bid.received_at,
+        ).signed_by(self.d.signer)
+        return {
+            "auction_id": bid.auction_id,
+            "redemption_id": str(bid.redemption_id),
+            "controller": to_checksum_address(bid.controller),
+            "ciphertext_hash": to_hex(bid.ciphertext_hash),
+            "sequence": bid.sequence,
+            "received_at": bid.received_at,
+            "service_signature": to_hex(signed.service_signature),
+        }
+
+    # --- reads ------------------------------------------------------------------
+
+    def bid_status(self, auction_id: int, redemption_id: int) -> dict[str, Any]:
+        """The pair's latest envelope receipt and, once cleared, its outcome."""
+        self.check_auction(auction_id)
+        history = self.d.store.history(auction_id, redemption_id)
+        if not history:
+            raise NotFoundError(f"no bid for redemption {redemption_id} in auction {auction_id}")
+        latest = next((b for b in history if b.status.value == "live"), history[-1])
+        out: dict[str, Any] = {"receipt": self.receipt(latest), "status": latest.status.value}
+        result = self.d.store.get_artifact(auction_id, RESULT)
+        if result is not None and latest.status.value == "live":
+            outcomes = orjson.loads(result).get("outcomes", {})
+            out["outcome"] = outcomes.get(str(redemption_id))
+        return out
+
+    def book(self, auction_id: int) -> dict[str, Any]:
+        """After close: every live envelope, the bid-book root and its OZ tree dump."""
+        self.check_auction(auction_id)
+        if self.d.clock() < auction_id:
+            raise AuctionNotClosedError("the book is published after the auction closes")
+        bids = self.d.store.live_bids(auction_id)
+        tree = (
+            StandardMerkleTree.of(
+                [(auction_id, b.redemption_id, b.controller, b.ciphertext_hash) for b in bids],
+                BID_BOOK_LEAF_TYPES,
+            )
+            if bids
+            else None
+        )
+        return {
+            "auction_id": auction_id,
+            "bid_book_root": to_hex(tree.root) if tree else None,
+            "bids": [
+                {
+                    "redemption_id": str(b.redemption_id),
+                    "controller": to_checksum_address(b.controller),
+                    "ciphertext": to_hex(b.ciphertext),
+                    "ciphertext_hash": to_hex(b.ciphertext_hash),
+                    "signature": to_hex(b.signature),
+                    "sequence": b.sequence,
+                    "received_at": b.received_at,
+                }
+                for b in bids
+            ],
+            "tree": tree.dump() if tree else None,
+        }
+
+    def artifact(self, auction_id: int, name: str) -> bytes:
+        """A published artifact, or the problem that says why it is not there yet."""
+        self.check_auction(auction_id)
+        raw = self.d.store.get_artifact(auction_id, name)
+        if raw is not None:
+            return raw
+        if self.d.clock() < auction_id:
+            raise AuctionNotClosedError(f"auction {auction_id} is still open")
+        if name == KEY:
+            raise KeyNotRevealedError("the auction key is revealed after settlement")
+        raise NotClearedError(f"auction {auction_id} has not been cleared yet")
+
+    def allocation(self, auction_id: int, redemption_id: int) -> dict[str, Any]:
+        """The allocation leaf of ``redemption_id`` and its proof."""
+        cached = self._trees.get(auction_id)
+        if cached is None:
+            tree = StandardMerkleTree.load(orjson.loads(self.artifact(auction_id, ALLOCATION_TREE)))
+            cached = (tree, {v[1]: i for i, v in enumerate(tree.values)})
+            self._trees[auction_id] = cached
+        tree, by_redemption = cached
+        i = by_redemption.get(redemption_id)
+        if i is not None:
+            a, r, c, filled, burnt, payout = tree.values[i]
+            return {
+                "auction_id": auction_id,
+                "allocation_root": to_hex(tree.root),
+                "leaf": {
+                    "auction_id": a,
+                    "redemption_id": str(r),
+                    "controller": to_checksum_address(c),
+                    "shares_filled": str(filled),
+                    "shares_burnt": str(burnt),
+                    "payout": str(payout),
+                },
+                "proof": [to_hex(p) for p in tree.proof(i)],
+            }
+        raise NotFoundError(f"redemption {redemption_id} has no allocation in auction {auction_id}")
+
+
+__all__ = ["ALLOCATION_TREE", "KEY", "RESULT", "SETTLEMENT", "ClearingService", "ServiceDeps"]

@@ -1,0 +1,116 @@
+"""A real service on a free loopback port (uvicorn in a thread), on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from clearing.api.server import build_app
+from clearing.api.settings import ServiceSettings
+from clearing.calendar import REDEMPTION_WINDOW
+from clearing.redemptions import InMemoryRedemptions, RedemptionInfo
+from clearing.signing import Signer
+from clearing.store import open_store
+from tests.conftest import make_key
+
+GENESIS = 1_735_689_600
+AUCTION = GENESIS + 24 * REDEMPTION_WINDOW
+SETTLEMENT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+E18 = 10**18
+
+
+class Clock:
+    """The service clock, moved by the tests."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@dataclass
+class Service:
+    url: str
+    clock: Clock
+    redemptions: InMemoryRedemptions
+    store: object
+    service_address: bytes
+    holders: list[Signer]
+    master_secret: bytes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _store_url(kind: str, tmp_path: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'qev.db'}", None
+    schema = "qev_it_" + uuid.uuid4().hex[:12]
+    return f"{PG_URL}?schema={schema}", schema
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def service(request, tmp_path) -> Iterator[Service]:
+    url, schema = _store_url(request.param, tmp_path)
+    holders = [Signer(make_key(f"it-holder-{i}")) for i in range(4)]
+    redemptions = InMemoryRedemptions()
+    for i, h in enumerate(holders):
+        redemptions.add(RedemptionInfo(100 + i, h.address, (i + 1) * 10 * E18, AUCTION - 86_400))
+    settings = ServiceSettings(
+        store_url=url,
+        chain_id=31337,
+        settlement=SETTLEMENT,
+        genesis=GENESIS,
+        service_key_file=tmp_path / "service.key",
+        master_secret_file=tmp_path / "master.key",
+        controller_rate=1000.0,
+        controller_burst=1000,
+        client_rate=1000.0,
+        client_burst=1000,
+        commit_max_wait=0.001,
+    )
+    clock = Clock(AUCTION - 3600)
+    store = open_store(url)
+    app = build_app(settings, redemptions, store=store, clock=clock)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("service did not start")
+        time.sleep(0.02)
+    address = Signer(bytes.fromhex((tmp_path / "service.key").read_text().strip())).address
+    try:
+        master = bytes.fromhex((tmp_path / "master.key").read_text().strip())
+        yield Service(
+            f"http://127.0.0.1:{port}", clock, redemptions, store, address, holders, master
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        if schema:
+            _drop_schema(schema)
