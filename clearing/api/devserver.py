@@ -1,0 +1,120 @@
+"""A self-contained service for tests, load tests and demos: no chain, deterministic holders.
+
+Holder ``i`` has key ``sha256(seed || i)`` and redemption request ``i`` (pending
+``1000 * 1e18`` shares, matured), so a load generator can derive the same holders and seal
+bids ahead of time. ``python -m clearing.api.devserver --store URL --port N [--workers W]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from clearing.api.keys import load_or_create_key
+from clearing.api.server import build_app
+from clearing.api.settings import ServiceSettings
+from clearing.calendar import REDEMPTION_WINDOW
+from clearing.redemptions import RedemptionInfo
+from clearing.signing import Signer
+
+E18 = 10**18
+
+
+def holder_key(seed: str, i: int) -> bytes:
+    """The deterministic test key of holder ``i`` (never a real key)."""
+    return hashlib.sha256(f"qev-devserver:{seed}:{i}".encode()).digest()
+
+
+class DerivedHolders:
+    """``RedemptionReader`` for holders ``0..count-1`` (addresses derived lazily, cached)."""
+
+    def __init__(self, seed: str, count: int, matured_at: int) -> None:
+        self.seed, self.count, self.matured_at = seed, count, matured_at
+        self._cache: dict[int, RedemptionInfo] = {}
+
+    def redemption(self, redemption_id: int) -> RedemptionInfo | None:
+        """Request ``redemption_id`` if it is one of the holders'."""
+        if not 0 <= redemption_id < self.count:
+            return None
+        info = self._cache.get(redemption_id)
+        if info is None:
+            address = Signer(holder_key(self.seed, redemption_id)).address
+            info = RedemptionInfo(redemption_id, address, 1000 * E18, self.matured_at)
+            self._cache[redemption_id] = info
+        return info
+
+
+def dev_settings(store: str, data_dir: Path, genesis: int) -> ServiceSettings:
+    """Settings for a local service with derived keys and generous rate limits."""
+    return ServiceSettings(
+        store_url=store,
+        genesis=genesis,
+        service_key_file=data_dir / "service.key",
+        master_secret_file=data_dir / "master.key",
+        client_rate=1e9,
+        client_burst=10**9,
+        controller_rate=1e9,
+        controller_burst=10**9,
+    )
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (``--factory``), configured by QEV_DEV_* variables (for workers > 1)."""
+    genesis = int(os.environ["QEV_DEV_GENESIS"])
+    data = Path(os.environ["QEV_DEV_DATA"])
+    settings = dev_settings(os.environ["QEV_DEV_STORE"], data, genesis)
+    holders = DerivedHolders(
+        os.environ.get("QEV_DEV_SEED", "load"),
+        int(os.environ.get("QEV_DEV_HOLDERS", "100000")),
+        genesis,
+    )
+    return build_app(settings, holders)
+
+
+def current_genesis(now: int | None = None) -> int:
+    """A genesis that puts ``now`` in the middle of an auction window."""
+    now = int(time.time()) if now is None else now
+    return now - REDEMPTION_WINDOW // 2 - REDEMPTION_WINDOW
+
+
+def main() -> None:
+    """Run the dev server."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m clearing.api.devserver")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--genesis", type=int, default=None)
+    parser.add_argument("--seed", default="load")
+    parser.add_argument("--holders", type=int, default=100_000)
+    args = parser.parse_args()
+    os.environ.update(
+        QEV_DEV_GENESIS=str(args.genesis or current_genesis()),
+        QEV_DEV_DATA=args.data,
+        QEV_DEV_STORE=args.store,
+        QEV_DEV_SEED=args.seed,
+        QEV_DEV_HOLDERS=str(args.holders),
+    )
+    Path(args.data).mkdir(parents=True, exist_ok=True)
+    for name in ("service.key", "master.key"):  # before workers start, so they share them
+        load_or_create_key(Path(args.data) / name)
+    uvicorn.run(
+        "clearing.api.devserver:app_from_env",
+        factory=True,
+        host="127.0.0.1",
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
