@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clearing import abi
 from clearing.eip712 import (
@@ -113,11 +113,10 @@ class Envelope:
     controller: bytes
     ciphertext: bytes
     signature: bytes
+    ciphertext_hash: bytes = field(init=False, repr=False, compare=False)
 
-    @property
-    def ciphertext_hash(self) -> bytes:
-        """``keccak256(ciphertext)``."""
-        return keccak256(self.ciphertext)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ciphertext_hash", keccak256(self.ciphertext))
 
     def digest(self, domain: Eip712Domain) -> bytes:
         """EIP-712 digest of ``SealedBid(auctionId, redemptionId, ciphertextHash)``."""

@@ -18,7 +18,12 @@ class RedemptionInfo:
 
 
 class RedemptionReader(Protocol):
-    """Reads redemption requests (the web3 implementation lives with the keeper's adapter)."""
+    """Reads redemption requests (the web3 implementation lives with the keeper's adapter).
+
+    ``blocking`` says whether a read does I/O (the service then reads in a worker thread).
+    """
+
+    blocking: bool
 
     def redemption(self, redemption_id: int) -> RedemptionInfo | None:
         """The request, or None if it does not exist."""
@@ -26,6 +31,8 @@ class RedemptionReader(Protocol):
 
 class InMemoryRedemptions:
     """A ``RedemptionReader`` over a dict (unit tests, the example, load tests)."""
+
+    blocking = False
 
     def __init__(self, requests: Mapping[int, RedemptionInfo] | None = None) -> None:
         self._requests = dict(requests or {})

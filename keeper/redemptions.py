@@ -12,6 +12,8 @@ from qev.errors import ChainReadError
 class Web3Redemptions:
     """Reads redemption requests from the StakedUSDai vault at ``block`` (default latest)."""
 
+    blocking = True
+
     def __init__(self, w3: Any, vault: str, block: int | str = "latest") -> None:
         self._vault = w3.eth.contract(address=vault, abi=artifact("StakedUSDaiQueue")["abi"])
         self._block = block

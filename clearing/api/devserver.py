@@ -33,6 +33,8 @@ def holder_key(seed: str, i: int) -> bytes:
 class DerivedHolders:
     """``RedemptionReader`` for holders ``0..count-1`` (addresses derived lazily, cached)."""
 
+    blocking = False
+
     def __init__(self, seed: str, count: int, matured_at: int) -> None:
         self.seed, self.count, self.matured_at = seed, count, matured_at
         self._cache: dict[int, RedemptionInfo] = {}

@@ -154,9 +154,12 @@ class ClearingService:
         now = self.d.clock()
         self._require_open(auction_id, now)
         envelope = self.parse_envelope(auction_id, body)
-        await asyncio.to_thread(
-            self._require_controller, envelope.redemption_id, envelope.controller
-        )
+        if self.d.redemptions.blocking:
+            await asyncio.to_thread(
+                self._require_controller, envelope.redemption_id, envelope.controller
+            )
+        else:
+            self._require_controller(envelope.redemption_id, envelope.controller)
         result = await self.d.committer.submit(
             PutBid(
                 auction_id,
