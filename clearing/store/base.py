@@ -1,0 +1,151 @@
+"""The bid store's interface: what the service and keeper need, whatever the backend.
+
+Writes are *operations* applied in batches: a backend applies a list of operations in one
+transaction and commits once, which is how durable intake reaches thousands of bids per
+second (group commit, see ``group_commit``). A result is only returned after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from qev.errors import QevError
+
+
+class BidStatus(StrEnum):
+    """Lifecycle of a stored envelope."""
+
+    LIVE = "live"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+
+
+class PutOutcome(StrEnum):
+    """What a ``PutBid`` did."""
+
+    CREATED = "created"  # no live bid for the pair before
+    REPLACED = "replaced"  # the previous live bid is now superseded
+    IDENTICAL = "identical"  # same ciphertext and signature as the live bid: nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBid:
+    """One envelope as stored, with its receipt fields."""
+
+    auction_id: int
+    redemption_id: int
+    controller: bytes
+    ciphertext: bytes
+    ciphertext_hash: bytes
+    signature: bytes
+    sequence: int  # per-auction, strictly increasing, unique across replicas
+    received_at: int  # unix seconds, the service clock
+    status: BidStatus
+    cancel_signature: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PutBid:
+    """Store a verified envelope as the live bid for its (auction, redemption) pair."""
+
+    auction_id: int
+    redemption_id: int
+    controller: bytes
+    ciphertext: bytes
+    ciphertext_hash: bytes
+    signature: bytes
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelBid:
+    """Cancel the live bid for a pair, naming its ciphertext hash (a verified CancelBid)."""
+
+    auction_id: int
+    redemption_id: int
+    controller: bytes
+    ciphertext_hash: bytes
+    signature: bytes
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """The outcome of a ``PutBid`` and the live bid after it."""
+
+    outcome: PutOutcome
+    bid: StoredBid
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """The cancelled bid."""
+
+    bid: StoredBid
+
+
+Operation = PutBid | CancelBid
+Result = PutResult | CancelResult
+
+
+class StoreError(QevError):
+    """The store refused or failed an operation."""
+
+    code = "store_error"
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached (maps to HTTP 503)."""
+
+    code = "store_unavailable"
+
+
+class NoLiveBidError(StoreError):
+    """A cancel for a pair that has no live bid."""
+
+    code = "not_found"
+
+
+class StaleCancelError(StoreError):
+    """A cancel naming a ciphertext hash that is not the live bid's."""
+
+    code = "stale_cancel"
+
+
+class BidStore(Protocol):
+    """A durable store of sealed bids and per-auction artifacts."""
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (versioned migrations, idempotent)."""
+
+    def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
+        """Apply ``ops`` in order in ONE transaction and commit durably before returning.
+
+        A per-operation refusal (``NoLiveBidError``, ``StaleCancelError``) is returned in that
+        operation's slot and does not abort the others; an infrastructure failure raises
+        ``StoreUnavailableError`` and nothing of the batch is committed.
+        """
+
+    def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:
+        """The live bid of a pair, if any."""
+
+    def live_bids(self, auction_id: int) -> list[StoredBid]:
+        """Every live bid of an auction, ordered by redemption id (the frozen book)."""
+
+    def history(self, auction_id: int, redemption_id: int) -> list[StoredBid]:
+        """Every stored envelope of a pair (live, superseded, cancelled) by sequence."""
+
+    def put_artifact(self, auction_id: int, name: str, body: bytes) -> None:
+        """Durably store a published artifact (result, book, key...), replacing any old one."""
+
+    def get_artifact(self, auction_id: int, name: str) -> bytes | None:
+        """A stored artifact, if any."""
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the store answers (readiness)."""
+
+    def close(self) -> None:
+        """Release connections."""
