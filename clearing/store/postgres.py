@@ -1,0 +1,367 @@
+"""PostgreSQL bid store: psycopg 3 with a connection pool, safe for several service replicas.
+
+Concurrency model. A write batch first locks the sequence-counter row of every auction it
+touches, in ascending auction order (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``), so
+writers of one auction are serialized for the length of their transaction and sequences are
+handed out in commit order with no gaps from aborted work and no deadlocks between batches.
+Each operation then locks the pair's live row (``SELECT ... FOR UPDATE``); the partial unique
+index ``bids_one_live`` is the backstop. Deadlocks, serialization failures and unique
+violations roll the whole batch back and retry it. Every driver or pool failure surfaces as
+``StoreUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from clearing.store._common import check_operation, check_schema_name, load_migrations
+from clearing.store.base import (
+    BidStatus,
+    CancelBid,
+    CancelResult,
+    NoLiveBidError,
+    Operation,
+    PutBid,
+    PutOutcome,
+    PutResult,
+    Result,
+    StaleCancelError,
+    StoredBid,
+    StoreError,
+    StoreUnavailableError,
+)
+
+T = TypeVar("T")
+
+_SELECT_LIVE_FOR_UPDATE = (
+    "SELECT id, ciphertext_hash, signature, controller, ciphertext, sequence, received_at "
+    "FROM bids WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live' "
+    "FOR UPDATE"
+)
+# These select the columns ``_row_to_bid`` expects, in its order.
+_SELECT_LIVE = (
+    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
+    " sequence, received_at, status, cancel_signature FROM bids"
+    " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live'"
+)
+_SELECT_LIVE_FOR_CANCEL = (
+    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
+    " sequence, received_at, status, cancel_signature FROM bids"
+    " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live' FOR UPDATE"
+)
+_SELECT_LIVE_OF_AUCTION = (
+    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
+    " sequence, received_at, status, cancel_signature FROM bids"
+    " WHERE auction_id = %s AND status = 'live' ORDER BY redemption_id"
+)
+_SELECT_HISTORY = (
+    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
+    " sequence, received_at, status, cancel_signature FROM bids"
+    " WHERE auction_id = %s AND redemption_id = %s::numeric ORDER BY sequence"
+)
+_LOCK_COUNTERS = (
+    "INSERT INTO auction_sequences (auction_id, last_sequence) "
+    "SELECT a, 0 FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(a, i) ORDER BY i "
+    "ON CONFLICT (auction_id) DO UPDATE SET last_sequence = auction_sequences.last_sequence "
+    "RETURNING auction_id, last_sequence"
+)
+_STORE_COUNTERS = (
+    "UPDATE auction_sequences AS s SET last_sequence = v.last_sequence "
+    "FROM unnest(%s::bigint[], %s::bigint[]) AS v(auction_id, last_sequence) "
+    "WHERE s.auction_id = v.auction_id"
+)
+_INSERT_BID = (
+    "INSERT INTO bids (auction_id, redemption_id, controller, ciphertext, ciphertext_hash, "
+    "signature, sequence, received_at, status) "
+    "VALUES (%s, %s::numeric, %s, %s, %s, %s, %s, %s, 'live')"
+)
+_RETRYABLE = (
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.UniqueViolation,
+)
+_MAX_ATTEMPTS = 8
+
+
+def _row_to_bid(row: Sequence[Any]) -> StoredBid:
+    return StoredBid(
+        auction_id=row[1],
+        redemption_id=int(row[2]),
+        controller=bytes(row[3]),
+        ciphertext=bytes(row[4]),
+        ciphertext_hash=bytes(row[5]),
+        signature=bytes(row[6]),
+        sequence=row[7],
+        received_at=row[8],
+        status=BidStatus(row[9]),
+        cancel_signature=None if row[10] is None else bytes(row[10]),
+    )
+
+
+class PostgresBidStore:
+    """A ``BidStore`` in a PostgreSQL schema, shared by any number of service processes."""
+
+    def __init__(
+        self,
+        dsn: str,
+        min_size: int = 1,
+        max_size: int = 8,
+        *,
+        schema: str = "qev",
+        timeout: float = 5.0,
+        connect_timeout: int = 5,
+    ) -> None:
+        """Create the pool (connections open in the background); call ``migrate()`` first.
+
+        ``schema`` (``^[a-z_][a-z0-9_]*$``) holds every table; ``timeout`` bounds the wait for
+        a pooled connection before ``StoreUnavailableError``.
+        """
+        self._schema = check_schema_name(schema)
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"connect_timeout": connect_timeout},
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            timeout=timeout,
+            name=f"qev-store-{schema}",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=False)
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"cannot open the PostgreSQL pool: {exc}") from exc
+
+    @property
+    def schema(self) -> str:
+        """The schema holding this store's tables."""
+        return self._schema
+
+    def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        conn.autocommit = True
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _read(self, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
+        try:
+            with self._pool.connection() as conn:
+                return fn(conn)
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"PostgreSQL read failed: {exc}") from exc
+
+    def _write(self, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
+        """Run ``fn`` in one transaction, retrying it whole on transient conflicts."""
+        last: Exception | None = None
+        for attempt in range(_MAX_ATTEMPTS):
+            commit_sent = False
+            try:
+                with self._pool.connection() as conn:
+                    with conn.transaction():
+                        value = fn(conn)
+                        commit_sent = True
+                    return value
+            except _RETRYABLE as exc:
+                last = exc
+            except (PoolTimeout, PoolClosed) as exc:
+                raise StoreUnavailableError(f"no PostgreSQL connection: {exc}") from exc
+            except psycopg.OperationalError as exc:
+                # Before COMMIT was sent the transaction surely did not commit: retry on a
+                # fresh connection. After, the outcome is unknown: report, never guess.
+                if commit_sent:
+                    raise StoreUnavailableError(f"PostgreSQL commit failed: {exc}") from exc
+                last = exc
+            except psycopg.Error as exc:
+                raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
+            time.sleep(min(0.001 * 2**attempt, 0.05))
+        raise StoreUnavailableError(
+            f"PostgreSQL write failed after {_MAX_ATTEMPTS} attempts: {last}"
+        ) from last
+
+    # -- BidStore ----------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create the schema and apply missing migrations, serialized by an advisory lock."""
+        migrations = load_migrations("postgres")
+        digest = hashlib.sha256(b"qev-store-migrate:" + self._schema.encode()).digest()
+        lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        schema = sql.Identifier(self._schema)
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(schema))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+            for migration in migrations:
+                if migration.version not in done:
+                    # A migration file is trusted package data, never user input.
+                    conn.execute(migration.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+
+        self._write(run)
+
+    def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
+        """Apply ``ops`` in order in one transaction; see ``BidStore.apply``."""
+        for op in ops:
+            check_operation(op)
+        if not ops:
+            return []
+        auctions = sorted({op.auction_id for op in ops})
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Result | StoreError]:
+            counters: dict[int, int] = dict(conn.execute(_LOCK_COUNTERS, (auctions,)).fetchall())
+            start = dict(counters)
+            results: list[Result | StoreError] = []
+            for op in ops:
+                if isinstance(op, PutBid):
+                    results.append(self._put(conn, op, counters))
+                else:
+                    results.append(self._cancel(conn, op))
+            changed = [a for a in auctions if counters[a] != start[a]]
+            if changed:
+                conn.execute(_STORE_COUNTERS, (changed, [counters[a] for a in changed]))
+            return results
+
+        return self._write(run)
+
+    @staticmethod
+    def _put(
+        conn: psycopg.Connection[tuple[Any, ...]], op: PutBid, counters: dict[int, int]
+    ) -> PutResult:
+        live = conn.execute(_SELECT_LIVE_FOR_UPDATE, (op.auction_id, op.redemption_id)).fetchone()
+        if live is not None:
+            if bytes(live[1]) == op.ciphertext_hash and bytes(live[2]) == op.signature:
+                existing = StoredBid(
+                    auction_id=op.auction_id,
+                    redemption_id=op.redemption_id,
+                    controller=bytes(live[3]),
+                    ciphertext=bytes(live[4]),
+                    ciphertext_hash=op.ciphertext_hash,
+                    signature=op.signature,
+                    sequence=live[5],
+                    received_at=live[6],
+                    status=BidStatus.LIVE,
+                )
+                return PutResult(PutOutcome.IDENTICAL, existing)
+            conn.execute("UPDATE bids SET status = 'superseded' WHERE id = %s", (live[0],))
+        counters[op.auction_id] += 1
+        sequence = counters[op.auction_id]
+        conn.execute(
+            _INSERT_BID,
+            (
+                op.auction_id,
+                op.redemption_id,
+                op.controller,
+                op.ciphertext,
+                op.ciphertext_hash,
+                op.signature,
+                sequence,
+                op.received_at,
+            ),
+        )
+        bid = StoredBid(
+            auction_id=op.auction_id,
+            redemption_id=op.redemption_id,
+            controller=op.controller,
+            ciphertext=op.ciphertext,
+            ciphertext_hash=op.ciphertext_hash,
+            signature=op.signature,
+            sequence=sequence,
+            received_at=op.received_at,
+            status=BidStatus.LIVE,
+        )
+        return PutResult(PutOutcome.CREATED if live is None else PutOutcome.REPLACED, bid)
+
+    @staticmethod
+    def _cancel(
+        conn: psycopg.Connection[tuple[Any, ...]], op: CancelBid
+    ) -> CancelResult | StoreError:
+        row = conn.execute(_SELECT_LIVE_FOR_CANCEL, (op.auction_id, op.redemption_id)).fetchone()
+        if row is None:
+            return NoLiveBidError(
+                f"no live bid for auction {op.auction_id} redemption {op.redemption_id}"
+            )
+        live = _row_to_bid(row)
+        if live.ciphertext_hash != op.ciphertext_hash:
+            return StaleCancelError(
+                f"cancel names 0x{op.ciphertext_hash.hex()}, "
+                f"the live bid is 0x{live.ciphertext_hash.hex()}"
+            )
+        conn.execute(
+            "UPDATE bids SET status = 'cancelled', cancel_signature = %s, cancelled_at = %s "
+            "WHERE id = %s",
+            (op.signature, op.received_at, row[0]),
+        )
+        return CancelResult(
+            replace(live, status=BidStatus.CANCELLED, cancel_signature=op.signature)
+        )
+
+    def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:
+        """The live bid of a pair, if any."""
+        row = self._read(
+            lambda conn: conn.execute(_SELECT_LIVE, (auction_id, redemption_id)).fetchone()
+        )
+        return None if row is None else _row_to_bid(row)
+
+    def live_bids(self, auction_id: int) -> list[StoredBid]:
+        """Every live bid of an auction, ordered by redemption id (numerically)."""
+        rows = self._read(
+            lambda conn: conn.execute(_SELECT_LIVE_OF_AUCTION, (auction_id,)).fetchall()
+        )
+        return [_row_to_bid(row) for row in rows]
+
+    def history(self, auction_id: int, redemption_id: int) -> list[StoredBid]:
+        """Every stored envelope of a pair, by sequence."""
+        rows = self._read(
+            lambda conn: conn.execute(_SELECT_HISTORY, (auction_id, redemption_id)).fetchall()
+        )
+        return [_row_to_bid(row) for row in rows]
+
+    def put_artifact(self, auction_id: int, name: str, body: bytes) -> None:
+        """Durably store an artifact, replacing any previous one of that name."""
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            conn.execute(
+                "INSERT INTO artifacts (auction_id, name, body, updated_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (auction_id, name) DO UPDATE "
+                "SET body = excluded.body, updated_at = excluded.updated_at",
+                (auction_id, name, body, int(time.time())),
+            )
+
+        self._write(run)
+
+    def get_artifact(self, auction_id: int, name: str) -> bytes | None:
+        """A stored artifact, if any."""
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT body FROM artifacts WHERE auction_id = %s AND name = %s",
+                (auction_id, name),
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the server answers and the schema exists."""
+        self._read(lambda conn: conn.execute("SELECT count(*) FROM schema_version").fetchone())
+
+    def close(self) -> None:
+        """Close the pool and its connections."""
+        self._pool.close()
