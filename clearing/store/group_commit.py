@@ -1,0 +1,172 @@
+"""Group commit: many concurrent asyncio submitters, one ``apply`` (one fsync) per batch.
+
+A single worker thread takes every queued operation (up to ``max_batch``; when fewer are
+waiting it lingers at most ``max_wait`` seconds for more), applies them with one
+``store.apply`` call and only then resolves each submitter's future on its own event loop.
+While one batch commits, the next one fills up, so throughput grows with concurrency while
+every acknowledged operation is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clearing.store._common import check_operation
+from clearing.store.base import (
+    BidStore,
+    Operation,
+    Result,
+    StoreError,
+    StoreUnavailableError,
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    op: Operation
+    future: asyncio.Future[Result]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+def _deliver(future: asyncio.Future[Result], outcome: Result | BaseException) -> None:
+    if future.done():  # the submitter was cancelled; the operation may still have committed
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _copy_error(exc: Exception) -> Exception:
+    """One exception object per waiting task (tracebacks are per raise)."""
+    if isinstance(exc, StoreError):
+        copy = type(exc)(str(exc))
+        copy.__cause__ = exc
+        return copy
+    return exc
+
+
+class GroupCommitter:
+    """An asyncio front for a ``BidStore`` that batches concurrent writes."""
+
+    def __init__(self, store: BidStore, max_batch: int = 256, max_wait: float = 0.002) -> None:
+        """Wrap ``store``; call ``start()`` before ``submit``."""
+        if max_batch < 1 or max_wait < 0:
+            raise ValueError("max_batch must be >= 1 and max_wait >= 0")
+        self._store = store
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._state_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+        self.batches = 0  # apply() calls made, for metrics and tests
+        self.operations = 0  # operations applied
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        with self._state_lock:
+            if self._thread is not None:
+                raise RuntimeError("GroupCommitter already started")
+            self._thread = threading.Thread(target=self._run, name="qev-group-commit", daemon=True)
+            self._accepting = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Refuse new submissions, commit everything already queued, join the worker.
+
+        Blocks the calling thread until the queue is drained; from a coroutine use
+        ``await asyncio.to_thread(committer.stop)``.
+        """
+        with self._state_lock:
+            thread, self._accepting = self._thread, False
+            if thread is None:
+                return
+            self._queue.put(_STOP)
+        thread.join()
+        with self._state_lock:
+            self._thread = None
+
+    async def submit(self, op: Operation) -> Result:
+        """Queue ``op`` and return its result once its batch is committed.
+
+        Raises the operation's ``StoreError`` (``NoLiveBidError``, ``StaleCancelError``) if
+        the store refused it, ``StoreUnavailableError`` if the batch failed (nothing of it
+        was committed), ``ValueError`` for an operation no store can hold.
+        """
+        check_operation(op)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        with self._state_lock:
+            if not self._accepting:
+                raise StoreUnavailableError("the group committer is not running")
+            self._queue.put(_Pending(op, future, loop))
+        return await future
+
+    # -- worker ------------------------------------------------------------------------
+
+    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch = [first]
+        deadline = time.monotonic() + self._max_wait
+        stop = False
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                stop = True
+                break
+            assert isinstance(item, _Pending)
+            batch.append(item)
+        return batch, stop
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            assert isinstance(item, _Pending)
+            batch, stop = self._collect(item)
+            self._commit(batch)
+            if stop:
+                break
+        # Drain anything that slipped in before the stop marker was seen.
+        leftovers: list[_Pending] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if isinstance(item, _Pending):
+                    leftovers.append(item)
+        for start in range(0, len(leftovers), self._max_batch):
+            self._commit(leftovers[start : start + self._max_batch])
+
+    def _commit(self, batch: Sequence[_Pending]) -> None:
+        outcomes: Sequence[Result | BaseException]
+        try:
+            results: list[Result | StoreError] = self._store.apply([p.op for p in batch])
+            if len(results) != len(batch):
+                raise StoreUnavailableError("store returned a wrong number of results")
+            outcomes = results
+        except Exception as exc:  # every submitter of a failed batch gets the failure
+            outcomes = [_copy_error(exc) for _ in batch]
+        self.batches += 1
+        self.operations += len(batch)
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # the submitter's loop is closed
+                pending.loop.call_soon_threadsafe(_deliver, pending.future, outcome)
