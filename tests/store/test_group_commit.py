@@ -1,0 +1,133 @@
+"""GroupCommitter: batching, per-operation refusals, failures, draining on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from clearing.store.base import (
+    BidStore,
+    NoLiveBidError,
+    Operation,
+    PutOutcome,
+    PutResult,
+    Result,
+    StoreError,
+    StoreUnavailableError,
+)
+from clearing.store.group_commit import GroupCommitter
+from tests.store.conftest import cancel_op, put_op
+
+A = 1_767_225_600
+
+
+class CountingStore:
+    """Wraps a store, counting ``apply`` calls and optionally failing them."""
+
+    def __init__(self, inner: BidStore) -> None:
+        self.inner = inner
+        self.applies: list[int] = []
+        self.fail = False
+        self.on_apply: threading.Event | None = None
+
+    def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
+        self.applies.append(len(ops))
+        if self.on_apply is not None:
+            self.on_apply.wait(10)
+        if self.fail:
+            raise StoreUnavailableError("disk on fire")
+        return self.inner.apply(ops)
+
+
+def committer_for(store: CountingStore, **kwargs: float) -> GroupCommitter:
+    committer = GroupCommitter(store, **kwargs)  # type: ignore[arg-type]
+    committer.start()
+    return committer
+
+
+def test_concurrent_submits_are_batched(store: BidStore) -> None:
+    counting = CountingStore(store)
+    committer = committer_for(counting)
+
+    async def main() -> list[Result]:
+        return await asyncio.gather(
+            *(committer.submit(put_op(A, rid, f"b{rid}")) for rid in range(2_000))
+        )
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        committer.stop()
+    assert all(isinstance(r, PutResult) and r.outcome is PutOutcome.CREATED for r in results)
+    assert sorted(r.bid.sequence for r in results) == list(range(1, 2_001))
+    assert [r.bid.redemption_id for r in results] == list(range(2_000))  # each got its own
+    assert sum(counting.applies) == 2_000
+    assert len(counting.applies) <= 2_000 // 20, counting.applies  # far fewer commits than ops
+    assert max(counting.applies) <= 256
+    assert committer.batches == len(counting.applies) and committer.operations == 2_000
+    assert len(store.live_bids(A)) == 2_000
+
+
+def test_refusals_raise_for_their_submitter_only(store: BidStore) -> None:
+    committer = committer_for(CountingStore(store), max_wait=0.05)
+
+    async def main() -> tuple[Result | BaseException, ...]:
+        return await asyncio.gather(
+            committer.submit(put_op(A, 1, "a")),
+            committer.submit(cancel_op(A, 2, b"\x00" * 32)),
+            committer.submit(put_op(A, 3, "c")),
+            return_exceptions=True,
+        )
+
+    try:
+        first, refused, third = asyncio.run(main())
+    finally:
+        committer.stop()
+    assert isinstance(first, PutResult) and isinstance(third, PutResult)
+    assert isinstance(refused, NoLiveBidError)
+    with pytest.raises(ValueError):
+        asyncio.run(GroupCommitter(store).submit(put_op(A, 2**256, "too big")))
+
+
+def test_failed_batch_fails_every_submitter(store: BidStore) -> None:
+    counting = CountingStore(store)
+    counting.fail = True
+    committer = committer_for(counting)
+
+    async def main() -> list[Result | BaseException]:
+        return await asyncio.gather(
+            *(committer.submit(put_op(A, rid, "x")) for rid in range(50)),
+            return_exceptions=True,
+        )
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        committer.stop()
+    assert all(isinstance(o, StoreUnavailableError) for o in outcomes)
+    assert len({id(o) for o in outcomes}) == 50  # one exception object per submitter
+    assert store.live_bids(A) == []
+
+
+def test_stop_drains_and_then_refuses(store: BidStore) -> None:
+    counting = CountingStore(store)
+    counting.on_apply = threading.Event()  # hold the first batch until stop() is called
+    committer = committer_for(counting, max_batch=8)
+
+    async def main() -> list[Result]:
+        tasks = [asyncio.create_task(committer.submit(put_op(A, r, "x"))) for r in range(100)]
+        await asyncio.sleep(0.05)  # all queued, the first batch is blocked in apply()
+        stopper = asyncio.create_task(asyncio.to_thread(committer.stop))
+        await asyncio.sleep(0.05)
+        counting.on_apply.set()  # type: ignore[union-attr]
+        await stopper
+        with pytest.raises(StoreUnavailableError):
+            await committer.submit(put_op(A, 999, "late"))
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(main())
+    assert len(results) == 100 and len(store.live_bids(A)) == 100
+    assert max(counting.applies) <= 8

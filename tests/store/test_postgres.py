@@ -1,0 +1,229 @@
+"""PostgreSQL only: several pools ("replicas") on one schema, failures, concurrent migrate."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from clearing.store.base import (
+    BidStatus,
+    CancelResult,
+    Operation,
+    PutOutcome,
+    PutResult,
+    StaleCancelError,
+    StoreUnavailableError,
+)
+from clearing.store.postgres import PostgresBidStore
+from tests.store.conftest import cancel_op, make_pg_store, put_op
+
+A = 1_767_225_600
+
+
+@pytest.fixture
+def replicas(pg_dsn: str, pg_schema: str) -> Iterator[tuple[PostgresBidStore, PostgresBidStore]]:
+    """Two stores (two pools) on one migrated schema, like two service processes."""
+    one, two = make_pg_store(pg_dsn, pg_schema), make_pg_store(pg_dsn, pg_schema)
+    one.migrate()
+    yield one, two
+    one.close()
+    two.close()
+
+
+def run_threads(targets: list[Callable[[], None]]) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(targets))
+
+    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                barrier.wait()
+                fn()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+
+
+def all_rows(dsn: str, schema: str) -> list[tuple[int, int, int, str]]:
+    with psycopg.connect(dsn) as conn:
+        query = sql.SQL(
+            "SELECT auction_id, redemption_id, sequence, status FROM {}.bids ORDER BY sequence"
+        ).format(sql.Identifier(schema))
+        return [(a, int(r), s, st) for a, r, s, st in conn.execute(query).fetchall()]
+
+
+def test_replicas_racing_replacements_of_one_pair(
+    replicas: tuple[PostgresBidStore, PostgresBidStore], pg_dsn: str, pg_schema: str
+) -> None:
+    per_thread, workers = 25, 6
+    sequences: list[int] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> Callable[[], None]:
+        store = replicas[index % 2]
+
+        def run() -> None:
+            for i in range(per_thread):
+                # Mixed batches: the contended pair plus a pair of this worker's own.
+                ops = [put_op(A, 42, f"w{index}-{i}")]
+                if i % 3 == 0:
+                    ops.append(put_op(A, 1000 + index, f"own{index}-{i}"))
+                for result in store.apply(ops):
+                    assert isinstance(result, PutResult)
+                    assert result.outcome is not PutOutcome.IDENTICAL
+                    with lock:
+                        sequences.append(result.bid.sequence)
+
+        return run
+
+    run_threads([worker(i) for i in range(workers)])
+    total = workers * (per_thread + len(range(0, per_thread, 3)))
+    assert sorted(sequences) == list(range(1, total + 1))  # unique, gapless
+    rows = all_rows(pg_dsn, pg_schema)
+    contended = [r for r in rows if r[1] == 42]
+    assert len(contended) == workers * per_thread
+    live = [r for r in contended if r[3] == "live"]
+    assert len(live) == 1 and live[0][2] == max(r[2] for r in contended)
+    assert replicas[1].live_bid(A, 42).sequence == live[0][2]  # type: ignore[union-attr]
+    assert len(replicas[0].live_bids(A)) == 1 + workers
+
+
+def test_cancel_racing_replace_is_serializable(
+    replicas: tuple[PostgresBidStore, PostgresBidStore],
+) -> None:
+    one, two = replicas
+    outcomes: set[str] = set()
+    for round_ in range(25):
+        rid = 10_000 + round_
+        first = put_op(A, rid, f"first-{round_}")
+        one.apply([first])
+        results: dict[str, object] = {}
+        cancel_ops = [cancel_op(A, rid, first.ciphertext_hash)]
+        put_ops = [put_op(A, rid, f"second-{round_}")]
+
+        def cancel(ops: Sequence[Operation] = cancel_ops, out: dict[str, object] = results) -> None:
+            [out["cancel"]] = one.apply(ops)
+
+        def replace(ops: Sequence[Operation] = put_ops, out: dict[str, object] = results) -> None:
+            [out["put"]] = two.apply(ops)
+
+        run_threads([cancel, replace])
+        put_result, cancel_result = results["put"], results["cancel"]
+        assert isinstance(put_result, PutResult)
+        history = one.history(A, rid)
+        assert history[-1].status is BidStatus.LIVE
+        assert history[-1].ciphertext_hash == put_result.bid.ciphertext_hash
+        if isinstance(cancel_result, CancelResult):
+            # cancel, then put: the put created a fresh bid
+            assert put_result.outcome is PutOutcome.CREATED
+            assert [b.status for b in history] == [BidStatus.CANCELLED, BidStatus.LIVE]
+            outcomes.add("cancel-first")
+        else:
+            # put, then cancel: the cancel named a superseded envelope
+            assert isinstance(cancel_result, StaleCancelError)
+            assert put_result.outcome is PutOutcome.REPLACED
+            assert [b.status for b in history] == [BidStatus.SUPERSEDED, BidStatus.LIVE]
+            outcomes.add("put-first")
+    assert outcomes  # at least one order was seen; each round matched a serial order
+
+
+def test_cross_auction_batches_do_not_deadlock(
+    replicas: tuple[PostgresBidStore, PostgresBidStore],
+) -> None:
+    auctions = [A, A + 1, A + 2]
+
+    def worker(index: int) -> Callable[[], None]:
+        order = auctions if index % 2 == 0 else auctions[::-1]
+
+        def run() -> None:
+            for i in range(20):
+                replicas[index % 2].apply([put_op(a, 7, f"{index}-{i}-{a}") for a in order])
+
+        return run
+
+    run_threads([worker(i) for i in range(4)])
+    for a in auctions:
+        history = replicas[0].history(a, 7)
+        assert [b.sequence for b in history] == list(range(1, 81))
+        assert [b.status for b in history].count(BidStatus.LIVE) == 1
+
+
+def test_concurrent_migrations(pg_dsn: str, pg_schema: str) -> None:
+    stores = [make_pg_store(pg_dsn, pg_schema) for _ in range(4)]
+    try:
+        run_threads([s.migrate for s in stores])
+        with psycopg.connect(pg_dsn) as conn:
+            query = sql.SQL("SELECT version FROM {}.schema_version").format(
+                sql.Identifier(pg_schema)
+            )
+            assert conn.execute(query).fetchall() == [(1,)]
+        stores[0].apply([put_op(A, 1, "x")])
+        assert stores[3].live_bid(A, 1) is not None
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_unreachable_server_raises_store_unavailable() -> None:
+    store = PostgresBidStore(
+        "postgresql://postgres@127.0.0.1:1/test", schema="qev", timeout=0.5, connect_timeout=1
+    )
+    try:
+        for call in (
+            store.ping,
+            store.migrate,
+            lambda: store.apply([put_op(A, 1, "x")]),
+            lambda: store.live_bids(A),
+            lambda: store.get_artifact(A, "x"),
+        ):
+            with pytest.raises(StoreUnavailableError):
+                call()
+    finally:
+        store.close()
+
+
+def test_unmigrated_schema_is_not_ready(pg_dsn: str, pg_schema: str) -> None:
+    store = make_pg_store(pg_dsn, pg_schema)
+    try:
+        with pytest.raises(StoreUnavailableError):
+            store.ping()
+        store.migrate()
+        store.ping()
+    finally:
+        store.close()
+
+
+def test_failed_batch_commits_nothing(
+    replicas: tuple[PostgresBidStore, PostgresBidStore], pg_dsn: str, pg_schema: str
+) -> None:
+    one, _ = replicas
+    one.apply([put_op(A, 1, "kept")])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        # Make every insert fail from now on, as a broken disk or lost table would.
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {}.bids ADD CONSTRAINT no_more CHECK (sequence < 2) NOT VALID"
+            ).format(sql.Identifier(pg_schema))
+        )
+    with pytest.raises(StoreUnavailableError):
+        one.apply([put_op(A, 2, "a"), put_op(A, 3, "b")])
+    assert [b.redemption_id for b in one.live_bids(A)] == [1]
+    assert all_rows(pg_dsn, pg_schema) == [(A, 1, 1, "live")]
+
+
+@pytest.mark.parametrize("bad", ["Qev", "qev;drop", "1abc", "", "a-b", "x" * 64])
+def test_schema_name_is_validated(bad: str) -> None:
+    with pytest.raises(ValueError):
+        PostgresBidStore("postgresql://postgres@127.0.0.1:5432/test", schema=bad)

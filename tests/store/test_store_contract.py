@@ -1,0 +1,234 @@
+"""The BidStore contract, run against both backends (see the ``store`` fixture)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from clearing.store._common import load_migrations
+from clearing.store.base import (
+    BidStatus,
+    BidStore,
+    CancelResult,
+    NoLiveBidError,
+    PutOutcome,
+    PutResult,
+    StaleCancelError,
+    StoreUnavailableError,
+)
+from tests.store.conftest import cancel_op, put_op
+
+A = 1_767_225_600
+B = A + 30 * 86_400
+
+
+def put(store: BidStore, *args: object, **kwargs: object) -> PutResult:
+    [result] = store.apply([put_op(*args, **kwargs)])  # type: ignore[arg-type]
+    assert isinstance(result, PutResult)
+    return result
+
+
+def test_create(store: BidStore) -> None:
+    op = put_op(A, 7, "a")
+    result = put(store, A, 7, "a")
+    assert result.outcome is PutOutcome.CREATED
+    bid = result.bid
+    assert (bid.auction_id, bid.redemption_id, bid.sequence) == (A, 7, 1)
+    assert (bid.ciphertext, bid.ciphertext_hash, bid.signature) == (
+        op.ciphertext,
+        op.ciphertext_hash,
+        op.signature,
+    )
+    assert bid.controller == op.controller and bid.received_at == op.received_at
+    assert bid.status is BidStatus.LIVE and bid.cancel_signature is None
+    assert store.live_bid(A, 7) == bid
+    assert store.history(A, 7) == [bid]
+    assert store.live_bid(A, 8) is None and store.live_bid(B, 7) is None
+
+
+def test_replace_keeps_old_as_superseded(store: BidStore) -> None:
+    first = put(store, A, 7, "a").bid
+    second = put(store, A, 7, "b", received_at=1_001)
+    third = put(store, A, 7, "c", received_at=1_002)
+    assert second.outcome is PutOutcome.REPLACED and third.outcome is PutOutcome.REPLACED
+    assert first.sequence < second.bid.sequence < third.bid.sequence
+    history = store.history(A, 7)
+    assert [b.sequence for b in history] == [1, 2, 3]
+    assert [b.status for b in history] == [
+        BidStatus.SUPERSEDED,
+        BidStatus.SUPERSEDED,
+        BidStatus.LIVE,
+    ]
+    assert [b.ciphertext_hash for b in history] == [
+        first.ciphertext_hash,
+        second.bid.ciphertext_hash,
+        third.bid.ciphertext_hash,
+    ]
+    assert store.live_bid(A, 7) == third.bid
+    assert store.live_bids(A) == [third.bid]
+
+
+def test_identical_resubmission_writes_nothing(store: BidStore) -> None:
+    first = put(store, A, 7, "a").bid
+    again = put(store, A, 7, "a", received_at=5_000)  # a later retry of the same envelope
+    assert again.outcome is PutOutcome.IDENTICAL
+    assert again.bid == first  # the stored row, original received_at and sequence
+    assert store.history(A, 7) == [first]
+    assert put(store, A, 8, "x").bid.sequence == 2  # no sequence was consumed
+
+
+def test_same_ciphertext_new_signature_is_a_replacement(store: BidStore) -> None:
+    first = put_op(A, 7, "a")
+    resigned = dataclasses.replace(first, signature=b"\x09" * 65)
+    _, r2 = store.apply([first, resigned])
+    assert isinstance(r2, PutResult) and r2.outcome is PutOutcome.REPLACED
+    assert [b.status for b in store.history(A, 7)] == [BidStatus.SUPERSEDED, BidStatus.LIVE]
+
+
+def test_cancel(store: BidStore) -> None:
+    bid = put(store, A, 7, "a").bid
+    op = cancel_op(A, 7, bid.ciphertext_hash)
+    [result] = store.apply([op])
+    assert isinstance(result, CancelResult)
+    assert result.bid.status is BidStatus.CANCELLED
+    assert result.bid.cancel_signature == op.signature
+    assert result.bid.sequence == bid.sequence
+    assert store.live_bid(A, 7) is None
+    assert store.live_bids(A) == []
+    assert store.history(A, 7) == [result.bid]
+    # A new envelope after a cancel is a fresh bid.
+    again = put(store, A, 7, "b")
+    assert again.outcome is PutOutcome.CREATED and again.bid.sequence == 2
+    assert [b.status for b in store.history(A, 7)] == [BidStatus.CANCELLED, BidStatus.LIVE]
+
+
+def test_cancel_without_live_bid(store: BidStore) -> None:
+    [result] = store.apply([cancel_op(A, 7, b"\x00" * 32)])
+    assert isinstance(result, NoLiveBidError) and result.code == "not_found"
+    bid = put(store, A, 7, "a").bid
+    ok, twice = store.apply([cancel_op(A, 7, bid.ciphertext_hash)] * 2)
+    assert isinstance(ok, CancelResult)
+    assert isinstance(twice, NoLiveBidError)
+
+
+def test_stale_cancel(store: BidStore) -> None:
+    old = put(store, A, 7, "a").bid
+    new = put(store, A, 7, "b").bid
+    [result] = store.apply([cancel_op(A, 7, old.ciphertext_hash)])
+    assert isinstance(result, StaleCancelError) and result.code == "stale_cancel"
+    assert store.live_bid(A, 7) == new
+    assert [b.status for b in store.history(A, 7)] == [BidStatus.SUPERSEDED, BidStatus.LIVE]
+
+
+def test_live_bids_in_numeric_redemption_order(store: BidStore) -> None:
+    ids = [2**255 + 1, 5, 2**64, 2**64 - 1, 256, 0, 2**256 - 1, 1, 2**63, 10**70, 2**63 - 1]
+    store.apply([put_op(A, rid, f"r{rid}") for rid in ids])
+    # Not in the book: superseded, cancelled, or another auction.
+    store.apply([put_op(A, 5, "r5-new")])
+    cancelled = put(store, A, 2**100, "gone").bid
+    store.apply([cancel_op(A, 2**100, cancelled.ciphertext_hash), put_op(B, 3, "other")])
+    book = store.live_bids(A)
+    assert [b.redemption_id for b in book] == sorted(ids)
+    assert all(b.status is BidStatus.LIVE for b in book)
+    assert next(b for b in book if b.redemption_id == 5).ciphertext.endswith(b"r5-new")
+    assert store.live_bid(A, 2**256 - 1) is not None
+    assert len(store.history(A, 2**256 - 1)) == 1
+    assert [b.redemption_id for b in store.live_bids(B)] == [3]
+
+
+def test_sequences_per_auction(store: BidStore) -> None:
+    seqs: dict[int, list[int]] = {A: [], B: []}
+    for round_ in range(5):
+        batch = [put_op(a, rid, f"{a}-{rid}-{round_}") for rid in range(4) for a in (A, B)]
+        for result in store.apply(batch):
+            assert isinstance(result, PutResult)
+            seqs[result.bid.auction_id].append(result.bid.sequence)
+    store.apply([put_op(B, 99, "lone")])
+    assert seqs[A] == list(range(1, 21))
+    assert seqs[B] == list(range(1, 21))
+    assert store.live_bid(B, 99).sequence == 21  # type: ignore[union-attr]
+    assert put(store, A, 99, "next").bid.sequence == 21
+
+
+def test_batch_with_refusals_commits_the_rest(store: BidStore) -> None:
+    live = put(store, A, 1, "one").bid
+    put(store, A, 1, "one-v2")
+    results = store.apply(
+        [
+            put_op(A, 2, "two"),
+            cancel_op(A, 3, b"\x03" * 32),  # nothing live
+            put_op(A, 4, "four"),
+            cancel_op(A, 1, live.ciphertext_hash),  # stale
+            put_op(A, 5, "five"),
+        ]
+    )
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == ["PutResult", "NoLiveBidError", "PutResult", "StaleCancelError", "PutResult"]
+    assert [r.bid.sequence for r in results if isinstance(r, PutResult)] == [3, 4, 5]
+    assert [b.redemption_id for b in store.live_bids(A)] == [1, 2, 4, 5]
+
+
+def test_batch_sees_its_own_writes(store: BidStore) -> None:
+    a, b = put_op(A, 7, "a"), put_op(A, 7, "b")
+    results = store.apply(
+        [a, a, b, cancel_op(A, 7, a.ciphertext_hash), cancel_op(A, 7, b.ciphertext_hash)]
+    )
+    assert [getattr(r, "outcome", type(r).__name__) for r in results] == [
+        PutOutcome.CREATED,
+        PutOutcome.IDENTICAL,
+        PutOutcome.REPLACED,
+        "StaleCancelError",
+        "CancelResult",
+    ]
+    assert [x.status for x in store.history(A, 7)] == [BidStatus.SUPERSEDED, BidStatus.CANCELLED]
+    assert store.apply([]) == []
+
+
+def test_invalid_operations_are_rejected_before_any_write(store: BidStore) -> None:
+    for bad in (put_op(2**63, 1, "x"), put_op(A, 2**256, "x"), put_op(A, -1, "x")):
+        with pytest.raises(ValueError):
+            store.apply([put_op(A, 1, "fine"), bad])
+    assert store.live_bids(A) == []
+
+
+def test_artifacts_round_trip(store: BidStore) -> None:
+    assert store.get_artifact(A, "result") is None
+    body = bytes(range(256)) * 4_000  # ~1 MB, every byte value
+    store.put_artifact(A, "result", body)
+    store.put_artifact(A, "book", b"{}")
+    store.put_artifact(B, "result", b"other")
+    assert store.get_artifact(A, "result") == body
+    store.put_artifact(A, "result", b"replaced")
+    assert store.get_artifact(A, "result") == b"replaced"
+    assert store.get_artifact(A, "book") == b"{}"
+    assert store.get_artifact(B, "result") == b"other"
+    store.put_artifact(A, "empty", b"")
+    assert store.get_artifact(A, "empty") == b""
+
+
+def test_migrate_twice_is_a_no_op(store: BidStore) -> None:
+    bid = put(store, A, 7, "a").bid
+    store.put_artifact(A, "key", b"k")
+    store.migrate()
+    store.migrate()
+    assert store.live_bid(A, 7) == bid
+    assert store.get_artifact(A, "key") == b"k"
+    assert put(store, A, 8, "b").bid.sequence == 2
+
+
+def test_migrations_are_packaged() -> None:
+    for backend in ("sqlite", "postgres"):
+        migrations = load_migrations(backend)
+        assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+        assert migrations[0].name == "0001_init.sql"
+
+
+def test_ping_and_close(store: BidStore) -> None:
+    store.ping()
+    store.close()
+    with pytest.raises(StoreUnavailableError):
+        store.ping()
+    with pytest.raises(StoreUnavailableError):
+        store.apply([put_op(A, 1, "late")])
+    store.close()  # idempotent
