@@ -11,10 +11,11 @@ import orjson
 
 from clearing.api.keys import AuctionKeys
 from clearing.calendar import AuctionCalendar
+from clearing.documents import book_document
 from clearing.eip712 import Eip712Domain
 from clearing.hexcodec import from_hex, parse_address, parse_uint, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
-from clearing.model import BID_BOOK_LEAF_TYPES, Envelope, cancel_digest
+from clearing.model import Envelope, cancel_digest
 from clearing.receipts import Receipt
 from clearing.redemptions import RedemptionReader
 from clearing.signing import Signer, recover_address
@@ -34,6 +35,7 @@ from qev.errors import (
 )
 
 RESULT = "result"
+BOOK = "book"
 ALLOCATION_TREE = "allocation_tree"
 SETTLEMENT = "settlement"
 KEY = "key"
@@ -231,36 +233,25 @@ class ClearingService:
         return out
 
     def book(self, auction_id: int) -> dict[str, Any]:
-        """After close: every live envelope, the bid-book root and its OZ tree dump."""
+        """After close: every live envelope, the bid-book root and its OZ tree dump.
+
+        Once the keeper has frozen the book, that frozen document is served as is.
+        """
         self.check_auction(auction_id)
         if self.d.clock() < auction_id:
             raise AuctionNotClosedError("the book is published after the auction closes")
+        frozen = self.d.store.get_artifact(auction_id, BOOK)
+        if frozen is not None:
+            doc: dict[str, Any] = orjson.loads(frozen)
+            return doc
         bids = self.d.store.live_bids(auction_id)
-        tree = (
-            StandardMerkleTree.of(
-                [(auction_id, b.redemption_id, b.controller, b.ciphertext_hash) for b in bids],
-                BID_BOOK_LEAF_TYPES,
-            )
-            if bids
-            else None
+        envelopes = [
+            Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
+            for b in bids
+        ]
+        return book_document(
+            auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
         )
-        return {
-            "auction_id": auction_id,
-            "bid_book_root": to_hex(tree.root) if tree else None,
-            "bids": [
-                {
-                    "redemption_id": str(b.redemption_id),
-                    "controller": to_checksum_address(b.controller),
-                    "ciphertext": to_hex(b.ciphertext),
-                    "ciphertext_hash": to_hex(b.ciphertext_hash),
-                    "signature": to_hex(b.signature),
-                    "sequence": b.sequence,
-                    "received_at": b.received_at,
-                }
-                for b in bids
-            ],
-            "tree": tree.dump() if tree else None,
-        }
 
     def artifact(self, auction_id: int, name: str) -> bytes:
         """A published artifact, or the problem that says why it is not there yet."""

@@ -1,0 +1,185 @@
+"""The keeper's view of the chain: contract bindings and reads pinned to a snapshot block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from clearing.validation import RequestSnapshot
+from keeper.artifacts import artifact
+from qev.errors import ChainReadError
+
+E18 = 10**18
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRequest:
+    """One request of the vault's FIFO queue."""
+
+    redemption_id: int
+    controller: bytes
+    pending_shares: int
+    redemption_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettledAuction:
+    """What ``QEVSettlement.auction(T)`` says (all zero before settlement)."""
+
+    allocation_root: bytes
+    bid_book_root: bytes
+    total_shares: int
+    total_burnt: int
+    total_payout: int
+    claimed_shares: int
+    claimed_payout: int
+    fee_shares: int
+    settled_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionKeyState:
+    """``QEVSettlement.auctionKey(T)``."""
+
+    public_key: bytes
+    commitment: bytes
+    private_key: bytes
+    revealed: bool
+
+    @property
+    def committed(self) -> bool:
+        """Whether ``commitAuctionKey`` ran for this auction."""
+        return any(self.commitment)
+
+
+def _addr(value: str) -> bytes:
+    return bytes.fromhex(value[2:])
+
+
+class Chain:
+    """Bindings to the vault, the settlement contract and USDai, from the committed ABIs."""
+
+    def __init__(self, w3: Any, vault: str, settlement: str) -> None:
+        self.w3 = w3
+        self.vault = w3.eth.contract(address=vault, abi=artifact("StakedUSDaiQueue")["abi"])
+        self.settlement = w3.eth.contract(address=settlement, abi=artifact("QEVSettlement")["abi"])
+        self.usdai = w3.eth.contract(
+            address=self._call(self.vault.functions.asset()), abi=artifact("MockUSDai")["abi"]
+        )
+
+    def _call(self, fn: Any, block: int | str = "latest") -> Any:
+        try:
+            return fn.call(block_identifier=block)
+        except Exception as e:  # RPC failures of every transport are retryable reads
+            raise ChainReadError(f"{fn.fn_name} failed: {e}") from e
+
+    # --- time -------------------------------------------------------------------
+
+    def latest_block(self) -> tuple[int, int]:
+        """(number, timestamp) of the latest block."""
+        try:
+            block = self.w3.eth.get_block("latest")
+        except Exception as e:
+            raise ChainReadError(f"get_block failed: {e}") from e
+        return int(block["number"]), int(block["timestamp"])
+
+    def genesis(self) -> int:
+        """The vault's immutable genesis timestamp."""
+        return int(self._call(self.vault.functions.genesisTimestamp()))
+
+    # --- snapshot reads ---------------------------------------------------------
+
+    def share_price(self, block: int | str = "latest") -> int:
+        """``redemptionSharePrice()`` (1e18 fixed point)."""
+        return int(self._call(self.vault.functions.redemptionSharePrice(), block))
+
+    def free_liquidity(self, block: int | str = "latest") -> int:
+        """USDai held by the vault less USDai set aside for serviced requests."""
+        held, set_aside = self._call(self.vault.functions.balances(), block)
+        return int(held) - int(set_aside)
+
+    def request(self, redemption_id: int, block: int | str = "latest") -> QueueRequest:
+        """``redemption(id)`` (a missing request has a zero controller and no shares)."""
+        (_, _, pending, _, _, controller, ts), _ = self._call(
+            self.vault.functions.redemption(redemption_id), block
+        )
+        return QueueRequest(redemption_id, _addr(controller), int(pending), int(ts))
+
+    def snapshot_requests(
+        self, auction_id: int, redemption_ids: Iterable[int], block: int
+    ) -> dict[int, RequestSnapshot]:
+        """Requests and the auction's nonces for ``redemption_ids`` at ``block`` (rule 0 input)."""
+        out: dict[int, RequestSnapshot] = {}
+        for rid in redemption_ids:
+            r = self.request(rid, block)
+            nonce = int(self._call(self.settlement.functions.nonce(auction_id, rid), block))
+            out[rid] = RequestSnapshot(
+                rid, r.controller, r.pending_shares, r.redemption_timestamp, nonce
+            )
+        return out
+
+    def queue(self, block: int | str = "latest", limit: int = 10_000) -> list[QueueRequest]:
+        """The FIFO queue from its head (bounded walk)."""
+        _, head, _, _, _ = self._call(self.vault.functions.redemptionQueueInfo(), block)
+        out: list[QueueRequest] = []
+        rid = int(head)
+        while rid and len(out) < limit:
+            (_, nxt, pending, _, _, controller, ts), _ = self._call(
+                self.vault.functions.redemption(rid), block
+            )
+            out.append(QueueRequest(rid, _addr(controller), int(pending), int(ts)))
+            rid = int(nxt)
+        return out
+
+    def locked_shares(self, block: int | str = "latest") -> int:
+        """Pending shares locked by settled, unclaimed QEV allocations."""
+        return int(self._call(self.vault.functions.qevLockedShares(), block))
+
+    # --- settlement state -------------------------------------------------------
+
+    def settled(self, auction_id: int) -> SettledAuction:
+        """``auction(T)``."""
+        v = self._call(self.settlement.functions.auction(auction_id))
+        return SettledAuction(bytes(v[0]), bytes(v[1]), *(int(x) for x in v[2:]))
+
+    def is_settled(self, auction_id: int) -> bool:
+        """Whether ``settleAuction(T, ...)`` has run."""
+        return bool(self._call(self.settlement.functions.isSettled(auction_id)))
+
+    def key_state(self, auction_id: int) -> AuctionKeyState:
+        """``auctionKey(T)``."""
+        pk, commitment, sk, revealed = self._call(self.settlement.functions.auctionKey(auction_id))
+        return AuctionKeyState(bytes(pk), bytes(commitment), bytes(sk), bool(revealed))
+
+    def is_claimed(self, auction_id: int, redemption_id: int) -> bool:
+        """Whether an allocation leaf has been claimed."""
+        return bool(self._call(self.settlement.functions.isClaimed(auction_id, redemption_id)))
+
+
+def serviceable_shares(
+    queue: list[QueueRequest], now: int, price: int, liquidity: int, cap: int
+) -> int:
+    """Shares ``serviceRedemptions`` can take from the head: matured, paid for, within ``cap``.
+
+    Mirrors the vault's walk (per-request ``mulDiv(shares, price, 1e18)``), so the call fits
+    the free liquidity exactly and never reaches an unmatured request.
+    """
+    total, remaining = 0, liquidity
+    for r in queue:
+        if r.pending_shares == 0:
+            continue
+        if r.redemption_timestamp >= now or total >= cap or remaining <= 0:
+            break
+        affordable = remaining * E18 // price if price else r.pending_shares
+        take = min(r.pending_shares, affordable, cap - total)
+        if take <= 0:
+            break
+        total += take
+        remaining -= take * price // E18
+        if take < r.pending_shares:
+            break
+    return total
+
+
+__all__ = ["AuctionKeyState", "Chain", "QueueRequest", "SettledAuction", "serviceable_shares"]

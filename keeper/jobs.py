@@ -1,0 +1,320 @@
+"""The keeper's jobs (DESIGN 7): open an auction, and close it in order:
+freeze book -> snapshot -> decrypt + validate -> clear -> persist -> settle -> confirm ->
+push claims -> service the FIFO queue -> reveal the key.
+
+Every step first looks at what the chain and the store already say, so a keeper killed at
+any point and restarted finishes the same auction with no second settlement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from clearing.documents import book_document, envelopes_of, result_document
+from clearing.eip712 import Eip712Domain
+from clearing.engine import ClearingParams, Mode, clear
+from clearing.hashing import keccak256
+from clearing.hexcodec import from_hex, to_checksum_address, to_hex
+from clearing.merkle import StandardMerkleTree
+from clearing.model import ALLOCATION_LEAF_TYPES, Envelope
+from clearing.parallel import validate_book_parallel
+from clearing.sealing import derive_auction_secret, public_key_of
+from clearing.store.base import BidStore
+from clearing.validation import AuctionContext
+from keeper import artifacts_store as art
+from keeper.chain import Chain, serviceable_shares
+from qev.errors import QevError
+
+BPS = 10_000
+
+
+class Sender(Protocol):
+    """Sends one contract call through the transaction pipeline and waits for it."""
+
+    def send(self, fn: Any, *, label: str) -> Any:
+        """Simulate, estimate, sign, send, confirm; returns an object with ``tx_hash``."""
+
+
+class KeeperStateError(QevError):
+    """The chain or store disagrees with what the keeper published (never auto-fixed)."""
+
+    code = "keeper_state"
+
+
+@dataclass
+class KeeperConfig:
+    """What the keeper needs besides chain, store and senders (from the settings)."""
+
+    master_secret: bytes
+    domain: Eip712Domain
+    mode: Mode = Mode.PAY_AS_BID
+    min_fill: int = 10**18
+    liquidity_bps: int = BPS  # share of the free liquidity packaged for each auction
+    claim_batch: int = 64
+    workers: int = 0  # 0 = all CPUs for opening the book
+
+
+@dataclass
+class CloseReport:
+    """What one ``close_auction`` call did (steps already done are listed as skipped)."""
+
+    auction_id: int
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    gas: dict[str, int] = field(default_factory=dict)
+    serviced_shares: int = 0
+    claimed: int = 0
+
+
+class Keeper:
+    """Runs the jobs against one chain and one store."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        store: BidStore,
+        urgent: Sender,
+        housekeeping: Sender,
+        config: KeeperConfig,
+        *,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.chain, self.store, self.urgent, self.housekeeping = chain, store, urgent, housekeeping
+        self.cfg, self.log = config, log
+
+    def secret(self, auction_id: int) -> bytes:
+        """The auction's X25519 private key (derived, never stored in plain form)."""
+        return derive_auction_secret(self.cfg.master_secret, auction_id)
+
+    # --- window open --------------------------------------------------------------
+
+    def open_auction(self, auction_id: int) -> bool:
+        """Commit the auction key on-chain and publish the public key; False if already done."""
+        pk = public_key_of(self.secret(auction_id))
+        if self.store.get_artifact(auction_id, art.PUBLIC_KEY) != pk:
+            self.store.put_artifact(auction_id, art.PUBLIC_KEY, pk)
+        state = self.chain.key_state(auction_id)
+        if state.committed:
+            if state.public_key != pk:
+                raise KeeperStateError(f"auction {auction_id} has another key committed")
+            return False
+        commitment = keccak256(self.secret(auction_id))
+        fn = self.chain.settlement.functions.commitAuctionKey(auction_id, pk, commitment)
+        self.urgent.send(fn, label=f"commitAuctionKey({auction_id})")
+        self.log(f"auction {auction_id}: key committed")
+        return True
+
+    # --- window close -------------------------------------------------------------
+
+    def close_auction(self, auction_id: int) -> CloseReport:
+        """Run (or finish) every close step for ``auction_id``."""
+        report = CloseReport(auction_id)
+        _, now = self.chain.latest_block()
+        if now < auction_id:
+            raise KeeperStateError(f"auction {auction_id} is still open on chain (now {now})")
+        result = self._cleared(auction_id, report)
+        self._settle(auction_id, result, report)
+        self._push_claims(auction_id, report)
+        self._service_queue(report)
+        self._reveal(auction_id, report)
+        return report
+
+    def _step(self, report: CloseReport, name: str, done: bool) -> None:
+        (report.done if done else report.skipped).append(name)
+
+    def _frozen_book(self, auction_id: int, report: CloseReport) -> dict[str, Any]:
+        book = art.get_json(self.store, auction_id, art.BOOK)
+        if book is not None:
+            self._step(report, "freeze", False)
+            return dict(book)
+        bids = self.store.live_bids(auction_id)
+        envelopes = [
+            Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
+            for b in bids
+        ]
+        book = book_document(
+            auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
+        )
+        art.put_json(self.store, auction_id, art.BOOK, book)
+        self._step(report, "freeze", True)
+        self.log(f"auction {auction_id}: book frozen, {len(envelopes)} live envelopes")
+        return book
+
+    def _cleared(self, auction_id: int, report: CloseReport) -> dict[str, Any]:
+        existing = art.get_json(self.store, auction_id, art.RESULT)
+        if existing is not None:
+            self._step(report, "clear", False)
+            return dict(existing)
+        book = self._frozen_book(auction_id, report)
+        envelopes = envelopes_of(book)
+        block, timestamp = self.chain.latest_block()  # the snapshot, pinned in the result
+        requests = self.chain.snapshot_requests(
+            auction_id, sorted({e.redemption_id for e in envelopes}), block
+        )
+        ctx = AuctionContext(auction_id, self.cfg.domain, self.secret(auction_id))
+        valid, excluded = validate_book_parallel(envelopes, ctx, requests, self.cfg.workers)
+        price = self.chain.share_price(block)
+        liquidity = self.chain.free_liquidity(block) * self.cfg.liquidity_bps // BPS
+        fee_bps = int(self.chain.settlement.functions.adminFeeBps().call(block_identifier=block))
+        params = ClearingParams(price, liquidity, self.cfg.mode, self.cfg.min_fill, fee_bps)
+        result = clear(auction_id, valid, params)
+        tree = (
+            StandardMerkleTree.of(result.leaf_values(), ALLOCATION_LEAF_TYPES)
+            if result.winners
+            else None
+        )
+        doc = result_document(
+            result,
+            excluded,
+            snapshot_block=block,
+            snapshot_timestamp=timestamp,
+            bid_book_root=book["bid_book_root"],
+            allocation_root=to_hex(tree.root) if tree else None,
+            requests=requests,
+        )
+        if tree is not None:
+            art.put_json(self.store, auction_id, art.ALLOCATION_TREE, tree.dump())
+        art.put_json(self.store, auction_id, art.RESULT, doc)  # last: marks the step done
+        self._step(report, "clear", True)
+        self.log(
+            f"auction {auction_id}: {len(valid)} valid, {len(excluded)} excluded, "
+            f"{result.winners} winners, payout {result.total_payout} of {liquidity}"
+        )
+        return doc
+
+    def _settle(self, auction_id: int, result: dict[str, Any], report: CloseReport) -> None:
+        zero = bytes(32)
+        alloc = from_hex(result["allocation_root"], 32) if result["allocation_root"] else zero
+        book = from_hex(result["bid_book_root"], 32) if result["bid_book_root"] else zero
+        if self.chain.is_settled(auction_id):
+            onchain = self.chain.settled(auction_id)
+            if (onchain.allocation_root, onchain.bid_book_root) != (alloc, book):
+                raise KeeperStateError(f"auction {auction_id} settled with other roots")
+            self._step(report, "settle", False)
+        else:
+            fn = self.chain.settlement.functions.settleAuction(
+                auction_id,
+                alloc,
+                book,
+                int(result["total_shares"]),
+                int(result["total_burnt"]),
+                int(result["total_payout"]),
+            )
+            receipt = self.urgent.send(fn, label=f"settleAuction({auction_id})")
+            report.gas["settleAuction"] = int(getattr(receipt, "gas_used", 0))
+            result = {**result, "settlement": {"tx": _tx_hex(receipt)}}
+            art.put_json(self.store, auction_id, art.RESULT, result)
+            art.put_json(
+                self.store,
+                auction_id,
+                art.SETTLEMENT,
+                {"status": "settled", "tx": _tx_hex(receipt), "block": _block(receipt)},
+            )
+            self._step(report, "settle", True)
+            self.log(f"auction {auction_id}: settled")
+
+    def _push_claims(self, auction_id: int, report: CloseReport) -> None:
+        dump = art.get_json(self.store, auction_id, art.ALLOCATION_TREE)
+        if dump is None:
+            self._step(report, "claims", False)
+            return
+        tree = StandardMerkleTree.load(dump)
+        pending = [
+            i for i, v in enumerate(tree.values) if not self.chain.is_claimed(auction_id, v[1])
+        ]
+        if not pending:
+            self._step(report, "claims", False)
+            return
+        gas = 0
+        for start in range(0, len(pending), self.cfg.claim_batch):
+            batch = pending[start : start + self.cfg.claim_batch]
+            mp = tree.multi_proof(batch)
+            leaves = [(v[1], to_checksum_address(v[2]), v[3], v[4], v[5]) for v in mp.leaves]
+            fn = self.chain.settlement.functions.claimMultiple(
+                auction_id, leaves, mp.proof, mp.proof_flags
+            )
+            receipt = self.housekeeping.send(fn, label=f"claimMultiple({auction_id})")
+            gas += int(getattr(receipt, "gas_used", 0))
+            report.claimed += len(batch)
+        report.gas["claimMultiple"] = gas
+        self._step(report, "claims", True)
+        self.log(f"auction {auction_id}: pushed {report.claimed} claims")
+
+    def _service_queue(self, report: CloseReport) -> None:
+        _, now = self.chain.latest_block()
+        queue = self.chain.queue()
+        price = self.chain.share_price()
+        pending_unlocked = sum(r.pending_shares for r in queue) - self.chain.locked_shares()
+        shares = serviceable_shares(
+            queue, now, price, self.chain.free_liquidity(), max(pending_unlocked, 0)
+        )
+        if shares == 0:
+            self._step(report, "service", False)
+            return
+        fn = self.chain.vault.functions.serviceRedemptions(shares)
+        receipt = self.housekeeping.send(fn, label="serviceRedemptions")
+        report.gas["serviceRedemptions"] = int(getattr(receipt, "gas_used", 0))
+        report.serviced_shares = shares
+        self._step(report, "service", True)
+        self.log(f"serviced {shares} shares from the FIFO queue")
+
+    def _reveal(self, auction_id: int, report: CloseReport) -> None:
+        secret = self.secret(auction_id)
+        state = self.chain.key_state(auction_id)
+        if not state.revealed:
+            fn = self.chain.settlement.functions.revealAuctionKey(auction_id, secret)
+            receipt = self.urgent.send(fn, label=f"revealAuctionKey({auction_id})")
+            tx = _tx_hex(receipt)
+            self._step(report, "reveal", True)
+            self.log(f"auction {auction_id}: key revealed")
+        else:
+            tx = None
+            self._step(report, "reveal", False)
+        if self.store.get_artifact(auction_id, art.KEY) is None:
+            art.put_json(
+                self.store,
+                auction_id,
+                art.KEY,
+                {
+                    "auction_id": auction_id,
+                    "private_key": to_hex(secret),
+                    "public_key": to_hex(public_key_of(secret)),
+                    "tx": tx,
+                },
+            )
+
+    # --- catch-up -----------------------------------------------------------------
+
+    def pending_closes(self, genesis: int, window: int, lookback: int = 3) -> list[int]:
+        """Past auctions (up to ``lookback``) whose settle or reveal is still missing."""
+        _, now = self.chain.latest_block()
+        if now <= genesis:
+            return []
+        last = genesis + (now - genesis) // window * window
+        out = []
+        for k in range(lookback):
+            t = last - k * window
+            if t <= genesis:
+                break
+            if not self.chain.key_state(t).committed:
+                continue  # never opened by this keeper
+            if not self.chain.is_settled(t) or not self.chain.key_state(t).revealed:
+                out.append(t)
+        return sorted(out)
+
+
+def _tx_hex(receipt: Any) -> str | None:
+    tx = getattr(receipt, "tx_hash", None)
+    if tx is None:
+        return None
+    return tx if isinstance(tx, str) else to_hex(bytes(tx))
+
+
+def _block(receipt: Any) -> int | None:
+    block = getattr(receipt, "block_number", None)
+    return int(block) if block is not None else None
+
+
+__all__ = ["CloseReport", "Keeper", "KeeperConfig", "KeeperStateError", "Sender"]
