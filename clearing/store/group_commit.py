@@ -1,7 +1,8 @@
 """Group commit: many concurrent asyncio submitters, one ``apply`` (one fsync) per batch.
 
 A single worker thread takes every queued operation (up to ``max_batch``; when fewer are
-waiting it lingers at most ``max_wait`` seconds for more), applies them with one
+waiting and the previous batch showed concurrency, it lingers at most ``max_wait`` seconds
+for more; a lone submitter is never kept waiting), applies them with one
 ``store.apply`` call and only then resolves each submitter's future on its own event loop.
 While one batch commits, the next one fills up, so throughput grows with concurrency while
 every acknowledged operation is durable.
@@ -114,9 +115,9 @@ class GroupCommitter:
 
     # -- worker ------------------------------------------------------------------------
 
-    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+    def _collect(self, first: _Pending, linger: bool) -> tuple[list[_Pending], bool]:
         batch = [first]
-        deadline = time.monotonic() + self._max_wait
+        deadline = time.monotonic() + (self._max_wait if linger else 0.0)
         stop = False
         while len(batch) < self._max_batch:
             try:
@@ -137,12 +138,14 @@ class GroupCommitter:
         return batch, stop
 
     def _run(self) -> None:
+        last_size = 0
         while True:
             item = self._queue.get()
             if item is _STOP:
                 break
             assert isinstance(item, _Pending)
-            batch, stop = self._collect(item)
+            batch, stop = self._collect(item, linger=last_size > 1)
+            last_size = len(batch)
             self._commit(batch)
             if stop:
                 break
