@@ -31,10 +31,22 @@ def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return [(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+#: Below this many items a fork costs more than it saves.
+MIN_PARALLEL_ITEMS = 1_000
+
+
 def _map_chunks(
-    fn: Callable[[int, int], Any], n: int, workers: int, shared: dict[str, Any]
+    fn: Callable[[int, int], Any],
+    n: int,
+    workers: int,
+    shared: dict[str, Any],
+    min_parallel: int = MIN_PARALLEL_ITEMS,
 ) -> list[Any]:
-    if workers <= 1 or n < 2 * workers or "fork" not in multiprocessing.get_all_start_methods():
+    if (
+        workers <= 1
+        or n < max(2 * workers, min_parallel)
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
         _SHARED.update(shared)
         try:
             return [fn(0, n)]
@@ -55,11 +67,15 @@ def _hash_range(start: int, end: int) -> list[bytes]:
 
 
 def leaf_hashes(
-    values: Sequence[Sequence[Any]], types: Sequence[str], workers: int = 0
+    values: Sequence[Sequence[Any]],
+    types: Sequence[str],
+    workers: int = 0,
+    min_parallel: int = MIN_PARALLEL_ITEMS,
 ) -> list[bytes]:
     """Standard leaf hashes of ``values``, computed on ``workers`` processes (0 = all CPUs)."""
     w = workers or default_workers()
-    parts = _map_chunks(_hash_range, len(values), w, {"values": values, "types": tuple(types)})
+    shared = {"values": values, "types": tuple(types)}
+    parts = _map_chunks(_hash_range, len(values), w, shared, min_parallel)
     return [h for part in parts for h in part]
 
 
@@ -76,11 +92,12 @@ def validate_book_parallel(
     ctx: AuctionContext,
     requests: Mapping[int, RequestSnapshot],
     workers: int = 0,
+    min_parallel: int = MIN_PARALLEL_ITEMS,
 ) -> tuple[list[ValidBid], list[Exclusion]]:
     """``validation.validate_book`` on ``workers`` processes; same output, same order."""
     w = workers or default_workers()
     shared = {"envelopes": envelopes, "ctx": ctx, "requests": requests}
-    parts = _map_chunks(_validate_range, len(envelopes), w, shared)
+    parts = _map_chunks(_validate_range, len(envelopes), w, shared, min_parallel)
     valid: list[ValidBid] = []
     excluded: list[Exclusion] = []
     for part in parts:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,9 @@ class Chain:
         self.w3 = w3
         self.vault = w3.eth.contract(address=vault, abi=artifact("StakedUSDaiQueue")["abi"])
         self.settlement = w3.eth.contract(address=settlement, abi=artifact("QEVSettlement")["abi"])
+        self._has_qev_info = any(
+            f.get("name") == "qevRedemptionInfo" for f in artifact("StakedUSDaiQueue")["abi"]
+        )
         self.usdai = w3.eth.contract(
             address=self._call(self.vault.functions.asset()), abi=artifact("MockUSDai")["abi"]
         )
@@ -100,10 +103,19 @@ class Chain:
         return int(held) - int(set_aside)
 
     def request(self, redemption_id: int, block: int | str = "latest") -> QueueRequest:
-        """``redemption(id)`` (a missing request has a zero controller and no shares)."""
-        (_, _, pending, _, _, controller, ts), _ = self._call(
-            self.vault.functions.redemption(redemption_id), block
-        )
+        """One request (a missing request has a zero controller and no shares).
+
+        Uses the QEV vault's O(1) ``qevRedemptionInfo`` when the vault has it; the plain
+        ``redemption(id)`` view also sums the shares ahead (a bounded walk of the queue).
+        """
+        if self._has_qev_info:
+            controller, ts, pending = self._call(
+                self.vault.functions.qevRedemptionInfo(redemption_id), block
+            )
+        else:
+            (_, _, pending, _, _, controller, ts), _ = self._call(
+                self.vault.functions.redemption(redemption_id), block
+            )
         return QueueRequest(redemption_id, _addr(controller), int(pending), int(ts))
 
     def snapshot_requests(
@@ -119,18 +131,16 @@ class Chain:
             )
         return out
 
-    def queue(self, block: int | str = "latest", limit: int = 10_000) -> list[QueueRequest]:
-        """The FIFO queue from its head (bounded walk)."""
+    def queue(self, block: int | str = "latest", limit: int = 10_000) -> Iterator[QueueRequest]:
+        """The FIFO queue from its head, lazily (stop early to read only what you need)."""
         _, head, _, _, _ = self._call(self.vault.functions.redemptionQueueInfo(), block)
-        out: list[QueueRequest] = []
-        rid = int(head)
-        while rid and len(out) < limit:
+        rid, seen = int(head), 0
+        while rid and seen < limit:
             (_, nxt, pending, _, _, controller, ts), _ = self._call(
                 self.vault.functions.redemption(rid), block
             )
-            out.append(QueueRequest(rid, _addr(controller), int(pending), int(ts)))
-            rid = int(nxt)
-        return out
+            yield QueueRequest(rid, _addr(controller), int(pending), int(ts))
+            rid, seen = int(nxt), seen + 1
 
     def locked_shares(self, block: int | str = "latest") -> int:
         """Pending shares locked by settled, unclaimed QEV allocations."""
@@ -158,7 +168,7 @@ class Chain:
 
 
 def serviceable_shares(
-    queue: list[QueueRequest], now: int, price: int, liquidity: int, cap: int
+    queue: Iterable[QueueRequest], now: int, price: int, liquidity: int, cap: int
 ) -> int:
     """Shares ``serviceRedemptions`` can take from the head: matured, paid for, within ``cap``.
 

@@ -244,11 +244,10 @@ class Keeper:
 
     def _service_queue(self, report: CloseReport) -> None:
         _, now = self.chain.latest_block()
-        queue = self.chain.queue()
-        price = self.chain.share_price()
-        pending_unlocked = sum(r.pending_shares for r in queue) - self.chain.locked_shares()
+        _, _, _, pending, _ = self.chain.vault.functions.redemptionQueueInfo().call()
+        cap = max(int(pending) - self.chain.locked_shares(), 0)
         shares = serviceable_shares(
-            queue, now, price, self.chain.free_liquidity(), max(pending_unlocked, 0)
+            self.chain.queue(), now, self.chain.share_price(), self.chain.free_liquidity(), cap
         )
         if shares == 0:
             self._step(report, "service", False)

@@ -26,6 +26,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from clearing.api.server import build_app
     from clearing.api.settings import ServiceSettings
+    from keeper.chain import Chain
     from keeper.redemptions import Web3Redemptions
 
     settings = ServiceSettings()
@@ -33,7 +34,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("qev serve: set QEV_RPC_URL (and QEV_VAULT) so bids' controllers can be checked")
         return 2
     w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
-    app = build_app(settings, Web3Redemptions(w3, Web3.to_checksum_address(settings.vault)))
+    chain = Chain(
+        w3, Web3.to_checksum_address(settings.vault), Web3.to_checksum_address(settings.settlement)
+    )
+    app = build_app(settings, Web3Redemptions(chain))
     uvicorn.run(
         app,
         host=args.host or settings.host,
@@ -89,6 +93,19 @@ def _cmd_bid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qev.demo import run_demo
+
+    result = run_demo(
+        holders=args.holders,
+        out_dir=Path(args.out) if args.out else None,
+        mode=args.mode,
+    )
+    return 0 if result.verified else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -109,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["pay_as_bid", "uniform"], default="pay_as_bid")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_example)
+
+    p = sub.add_parser(
+        "demo", help="the whole month end to end on py-evm, SQLite and the real service"
+    )
+    p.add_argument("--holders", type=int, default=200)
+    p.add_argument("--mode", choices=["pay_as_bid", "uniform"], default="pay_as_bid")
+    p.add_argument("--out", default=None, help="write the published artifacts to this directory")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("serve", help="run the clearing service (settings from QEV_* env)")
     p.add_argument("--host", default=None)

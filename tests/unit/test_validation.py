@@ -151,6 +151,6 @@ def test_parallel_driver_gives_the_same_result_in_the_same_order(domain, auction
             seal_bid(s, Bid(AUCTION_ID, rid, 2 * E18, bp, 0), domain, auction_public_key)
         )
     serial = validate_book(envelopes, ctx, requests)
-    parallel = validate_book_parallel(envelopes, ctx, requests, workers=2)
+    parallel = validate_book_parallel(envelopes, ctx, requests, workers=2, min_parallel=1)
     assert parallel == serial
     assert len(serial[0]) == 34 and len(serial[1]) == 6

@@ -1,0 +1,410 @@
+"""``qev demo``: one whole month on embedded defaults, end to end.
+
+In-process EVM (py-evm), SQLite in a temp dir, the real service on uvicorn on a free
+loopback port, contracts deployed from the committed artifacts, holders with deposits and
+redemption requests over two windows, sealed bids over HTTP through the SDK (some replaced,
+some cancelled, some invalid), time moved to T, the keeper's full close, claims, queue
+servicing, key reveal, and ``qev verify`` passing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from eth_account import Account
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import Wei
+
+from clearing.api.server import build_app
+from clearing.api.settings import ServiceSettings
+from clearing.calendar import REDEMPTION_WINDOW
+from clearing.eip712 import Eip712Domain
+from clearing.engine import Mode
+from clearing.hexcodec import parse_address, to_checksum_address
+from clearing.model import Bid, Envelope, SignedBid
+from clearing.sealing import bid_info, seal
+from clearing.signing import Signer
+from clearing.store import open_store
+from keeper.chain import Chain
+from keeper.deploy import deploy_stack, transact
+from keeper.jobs import Keeper, KeeperConfig
+from keeper.redemptions import Web3Redemptions
+from keeper.senders import make_sender
+from keeper.verify import fetch_documents, verify_documents
+from qev.sdk import BidderClient, ServiceProblemError
+
+E18 = 10**18
+W = REDEMPTION_WINDOW
+
+
+class LockedTesterProvider(EthereumTesterProvider):
+    """py-evm is not thread-safe: the service thread and the main thread share one lock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.RLock()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self._lock:
+            return super().make_request(method, params)
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced (for tests and the summary)."""
+
+    auction_id: int
+    summary: dict[str, Any]
+    verified: bool
+    out_dir: Path | None
+
+
+def _key(label: str) -> bytes:
+    return hashlib.sha256(b"qev-demo:" + label.encode()).digest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Progress:
+    """Timestamped progress lines."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.t0, self.quiet = time.perf_counter(), quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.t0:5.1f}s] {message}", flush=True)
+
+
+def run_demo(
+    holders: int = 200,
+    out_dir: Path | None = None,
+    mode: str = "pay_as_bid",
+    seed: int = 7,
+    quiet: bool = False,
+) -> DemoResult:
+    """Run the month; returns the summary and whether the independent verification passed."""
+    say = Progress(quiet)
+    rng = random.Random(seed)  # noqa: S311 - demo data, not keys
+    provider = LockedTesterProvider()
+    w3 = Web3(provider)
+    tester: Any = provider.ethereum_tester
+    admin = w3.eth.accounts[0]
+    keys = tester.backend.account_keys
+    urgent_acct = Account.from_key(keys[1].to_bytes())
+    house_acct = Account.from_key(keys[2].to_bytes())
+    dep = deploy_stack(
+        w3, admin, [urgent_acct.address, house_acct.address], admin_fee_bps=100, fee_recipient=admin
+    )
+    chain = Chain(w3, dep.vault, dep.settlement)
+    genesis = chain.genesis()
+    auction_id = genesis + 2 * W
+    say(
+        f"contracts deployed on py-evm (chain {w3.eth.chain_id}); "
+        f"genesis {genesis}, auction T = {auction_id}"
+    )
+
+    # --- holders: deposits and redemption requests in two windows -----------------------
+    vault, usdai = chain.vault, chain.usdai
+    signers = [Signer(_key(f"holder-{i}")) for i in range(holders)]
+    sizes = [rng.randint(20, 2_000) * E18 for _ in signers]
+    total = sum(sizes)
+    transact(w3, usdai.functions.mint(admin, 2 * total), admin)
+    transact(w3, usdai.functions.approve(vault.address, 2 * total), admin)
+    transact(w3, vault.functions.deposit(2 * total, admin), admin)
+    first_window = holders * 3 // 5
+    rids: list[int] = []
+    for i, (s, size) in enumerate(zip(signers, sizes, strict=True)):
+        if i == first_window:
+            tester.time_travel(genesis + W + 3600)  # into the auction's own window
+        receipt = transact(
+            w3, vault.functions.requestRedeem(size, to_checksum_address(s.address), admin), admin
+        )
+        rids.append(int(receipt["logs"][-1]["topics"][3].hex(), 16))
+    # most USDai works in strategies (NAV unchanged), then a month of yield
+    held = usdai.functions.balanceOf(vault.address).call()
+    deployed = held * 88 // 100
+    transact(w3, usdai.functions.burn(vault.address, deployed), admin)
+    transact(w3, vault.functions.setExternalAssets(deployed * 1_008 // 1_000), admin)
+    say(
+        f"{holders} holders requested {total // E18:,} sUSDai over two windows; "
+        f"free liquidity {chain.free_liquidity() // E18:,} USDai, "
+        f"share price {chain.share_price() / E18:.4f}"
+    )
+
+    # --- keeper opens the auction; the service takes sealed bids ------------------------
+    tmp = Path(tempfile.mkdtemp(prefix="qev-demo-"))
+    store_url = f"sqlite:///{tmp / 'qev.db'}"
+    keeper_store = open_store(store_url)
+    master = _key("keeper-master-secret")
+    urgent, house = make_sender(w3, urgent_acct), make_sender(w3, house_acct)
+    settings = ServiceSettings(
+        store_url=store_url,
+        chain_id=w3.eth.chain_id,
+        settlement=dep.settlement,
+        genesis=genesis,
+        service_key_file=tmp / "service.key",
+        controller_rate=1e6,
+        controller_burst=10**6,
+        client_rate=1e6,
+        client_burst=10**6,
+    )
+    domain = Eip712Domain(
+        settings.domain_name(),
+        settings.domain_version(),
+        w3.eth.chain_id,
+        parse_address(dep.settlement),
+    )
+    keeper = Keeper(
+        chain,
+        keeper_store,
+        urgent,
+        house,
+        KeeperConfig(master, domain, Mode(mode), liquidity_bps=6_000, workers=2),
+        log=say,
+    )
+    keeper.open_auction(auction_id)
+
+    def chain_clock() -> int:
+        return int(w3.eth.get_block("latest")["timestamp"])
+
+    app = build_app(settings, Web3Redemptions(chain), clock=chain_clock)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    service_address = Signer(bytes.fromhex((tmp / "service.key").read_text().strip())).address
+    say(
+        f"service on {url} (SQLite {tmp / 'qev.db'}), "
+        f"receipts signed by {to_checksum_address(service_address)}"
+    )
+
+    clients: list[BidderClient] = []
+    counts = {"sent": 0, "replaced": 0, "cancelled": 0, "refused": 0, "invalid_inside": 0}
+    try:
+        clients = [BidderClient(url, s, service_address=service_address) for s in signers]
+        auction = clients[0].auction()
+        live: dict[int, Envelope] = {}
+        for i, (c, rid) in enumerate(zip(clients, rids, strict=True)):
+            bp = rng.choice(
+                [rng.randint(10, 300), rng.randint(300, 1_200), rng.randint(1_200, 3_000)]
+            )
+            shares = sizes[i] if i % 5 else sizes[i] // 2
+            if (
+                i % 29 == 13
+            ):  # wrong size: zero shares (excluded at close, the service can't see it)
+                shares = 0
+                counts["invalid_inside"] += 1
+            if i % 31 == 7:  # out-of-range discount
+                bp = 5
+                counts["invalid_inside"] += 1
+            done = c.bid(rid, shares, bp)
+            counts["sent"] += 1
+            live[rid] = done.envelope
+            if i % 10 == 3:  # changed their mind
+                live[rid] = c.bid(rid, shares, min(bp + 150, 10_000)).envelope
+                counts["replaced"] += 1
+            if i % 23 == 5:  # cancelled with a signed CancelBid
+                c.cancel(auction_id, rid, live.pop(rid).ciphertext_hash)
+                counts["cancelled"] += 1
+        # a holder bids on someone else's request: refused at intake (not_controller)
+        try:
+            clients[0].bid(rids[1], E18, 500)
+        except ServiceProblemError as e:
+            counts["refused"] += 1
+            assert e.code == "not_controller"
+        # an inner bid signed by the wrong key: the service cannot see it; rule 0 excludes it
+        forger, victim = signers[2], signers[3]
+        bid = Bid(auction_id, rids[3], sizes[3], 900, 0)
+        inner = SignedBid(bid, forger.sign_digest(bid.digest(domain)))
+        ct = seal(
+            inner.encode(),
+            bytes.fromhex(auction["public_key"][2:]),
+            bid_info(domain.chain_id, domain.verifying_contract, auction_id),
+        )
+        env = Envelope(auction_id, rids[3], victim.address, ct, b"")
+        env = Envelope(
+            auction_id, rids[3], victim.address, ct, victim.sign_digest(env.digest(domain))
+        )
+        clients[3].submit_envelope(env)
+        counts["invalid_inside"] += 1
+        # one holder cancels on-chain (incrementNonce) after bidding: the bid goes stale
+        staler = signers[4]
+        w3.eth.send_transaction(
+            {"from": admin, "to": to_checksum_address(staler.address), "value": Wei(E18)}
+        )
+        fn = chain.settlement.functions.incrementNonce(auction_id, rids[4])
+        stale_sender = make_sender(w3, Account.from_key(_key("holder-4")))
+        stale_sender.send(fn, label="incrementNonce")
+        counts["invalid_inside"] += 1
+        say(
+            f"bids: {counts['sent']} sealed and sent, {counts['replaced']} replaced, "
+            f"{counts['cancelled']} cancelled, {counts['refused']} refused at intake, "
+            f"{counts['invalid_inside']} invalid inside the seal (found only at close)"
+        )
+
+        # --- close: time moves to T, the keeper does the month-end --------------------------
+        tester.time_travel(auction_id + 60)
+        tester.mine_blocks(1)
+        say("time moved past T: bidding closed")
+        report = keeper.close_auction(auction_id)
+        say(f"keeper close: done {report.done}, skipped {report.skipped}")
+        again = keeper.close_auction(auction_id)  # idempotent: a restarted keeper changes nothing
+        assert not again.done, again.done
+
+        # --- verify like an outsider, from the service and the chain -------------------------
+        import httpx
+
+        def get(path: str) -> Any:
+            r = httpx.get(url + path, timeout=30)
+            if r.status_code == 409 and path.endswith("allocation-tree"):
+                return None
+            r.raise_for_status()
+            return r.json()
+
+        docs = fetch_documents(get, auction_id)
+        verification = verify_documents(docs, chain)
+        say(
+            f"qev verify: {len(verification.checks)} checks, "
+            f"{'OK' if verification.ok else 'FAILED'}"
+        )
+        for d in verification.differences:
+            say(f"  difference: {d}")
+        summary = _summary(
+            docs,
+            report=report,
+            chain=chain,
+            counts=counts,
+            clients=clients,
+            auction_id=auction_id,
+        )
+        if out_dir is not None:
+            _write(out_dir, docs)
+            say(f"artifacts written to {out_dir}")
+    finally:
+        for c in clients:
+            c.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        keeper_store.close()
+    _print_summary(summary, quiet)
+    return DemoResult(auction_id, summary, verification.ok, out_dir)
+
+
+def _summary(
+    docs: dict[str, Any],
+    *,
+    report: Any,
+    chain: Chain,
+    counts: dict[str, int],
+    clients: list[BidderClient],
+    auction_id: int,
+) -> dict[str, Any]:
+    result = docs["result"]
+    winners = [rid for rid, o in result["outcomes"].items() if int(o["shares_filled"]) > 0]
+    # a few winners check their own allocation proof through the SDK
+    checked = 0
+    for rid in winners[:3]:
+        owner = next(
+            c
+            for c in clients
+            if to_checksum_address(c.signer.address) == result["requests"][rid]["controller"]
+        )
+        proof = owner.allocation(auction_id, int(rid))
+        paid = chain.usdai.functions.balanceOf(to_checksum_address(owner.signer.address)).call()
+        assert paid == int(proof["leaf"]["payout"]), (paid, proof["leaf"]["payout"])
+        checked += 1
+    settled = chain.settled(auction_id)
+    return {
+        "auction_id": auction_id,
+        "bids": counts,
+        "valid_bids": len(result["outcomes"]),
+        "excluded": {
+            e["reason"]: sum(1 for x in result["excluded"] if x["reason"] == e["reason"])
+            for e in result["excluded"]
+        },
+        "winners": result["winners"],
+        "clearing_rate_bps": result["clearing_rate"],
+        "liquidity": int(result["liquidity"]),
+        "shares_filled": int(result["total_shares"]),
+        "shares_burnt": int(result["total_burnt"]),
+        "usdai_paid": int(result["total_payout"]),
+        "claimed_on_chain": settled.claimed_payout,
+        "leftover_liquidity": int(result["leftover"]),
+        "queue_serviced_shares": report.serviced_shares,
+        "gas": report.gas,
+        "bid_book_root": result["bid_book_root"],
+        "allocation_root": result["allocation_root"],
+        "self_checked_claims": checked,
+        "key_revealed": chain.key_state(auction_id).revealed,
+    }
+
+
+def _write(out_dir: Path, docs: dict[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = {
+        "auction": "auction.json",
+        "book": "book.json",
+        "result": "result.json",
+        "key": "key.json",
+    }
+    for key, name in names.items():
+        (out_dir / name).write_bytes(orjson.dumps(docs[key], option=orjson.OPT_INDENT_2))
+    if docs["allocation-tree"] is not None:
+        (out_dir / "allocation-tree.json").write_bytes(
+            orjson.dumps(docs["allocation-tree"], option=orjson.OPT_INDENT_2)
+        )
+    if docs["book"]["tree"] is not None:
+        (out_dir / "bid-book-tree.json").write_bytes(
+            orjson.dumps(docs["book"]["tree"], option=orjson.OPT_INDENT_2)
+        )
+
+
+def _usd(wei: int) -> str:
+    return f"{wei / E18:,.2f}"
+
+
+def _print_summary(s: dict[str, Any], quiet: bool) -> None:
+    if quiet:
+        return
+    print()
+    print(f"auction {s['auction_id']}")
+    print(f"  valid bids {s['valid_bids']}, excluded {s['excluded']}")
+    print(f"  winners {s['winners']} at a clearing rate of {s['clearing_rate_bps']} bps")
+    print(f"  shares filled {_usd(s['shares_filled'])}, burnt {_usd(s['shares_burnt'])}")
+    print(
+        f"  USDai paid {_usd(s['usdai_paid'])} of {_usd(s['liquidity'])} packaged "
+        f"(claimed on-chain {_usd(s['claimed_on_chain'])})"
+    )
+    print(
+        f"  leftover {_usd(s['leftover_liquidity'])}; "
+        f"FIFO queue serviced {_usd(s['queue_serviced_shares'])} shares"
+    )
+    print(f"  gas {s['gas']}")
+    print(f"  bid-book root   {s['bid_book_root']}")
+    print(f"  allocation root {s['allocation_root']}")
+    print(
+        f"  key revealed: {s['key_revealed']}; "
+        f"{s['self_checked_claims']} holders checked their proof and payout"
+    )
+
+
+__all__ = ["DemoResult", "run_demo"]
