@@ -106,6 +106,89 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.verified else 1
 
 
+def _cmd_keeper(args: argparse.Namespace) -> int:
+    import logging
+
+    from prometheus_client import start_http_server
+
+    from keeper.factory import build_keeper
+    from keeper.loop import KeeperMetrics, run
+    from keeper.settings import KeeperSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = KeeperSettings()
+    keeper, calendar = build_keeper(settings)
+    if args.action == "close":
+        if args.auction is None:
+            print("qev keeper close: --auction T is required")
+            return 2
+        report = keeper.close_auction(args.auction)
+        print(f"auction {args.auction}: done {report.done}, already done {report.skipped}")
+        return 0
+    metrics = KeeperMetrics()
+    start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    run(
+        keeper,
+        calendar,
+        poll_seconds=settings.poll_seconds,
+        lookback=settings.lookback_auctions,
+        metrics=metrics,
+    )
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import httpx
+
+    from keeper.verify import fetch_documents, verify_documents
+
+    chain = None
+    if args.rpc:
+        from web3 import Web3
+
+        from keeper.chain import Chain
+
+        w3 = Web3(Web3.HTTPProvider(args.rpc))
+        chain = Chain(
+            w3, Web3.to_checksum_address(args.vault), Web3.to_checksum_address(args.settlement)
+        )
+    if args.dir:
+        folder = Path(args.dir)
+        names = {
+            "auction": "auction.json",
+            "book": "book.json",
+            "key": "key.json",
+            "result": "result.json",
+            "allocation-tree": "allocation-tree.json",
+        }
+        docs = {
+            k: json.loads((folder / f).read_text()) if (folder / f).exists() else None
+            for k, f in names.items()
+        }
+    else:
+        if args.service is None or args.auction is None:
+            print("qev verify: give --service URL --auction T, or --dir DIR")
+            return 2
+
+        def get(path: str) -> object:
+            r = httpx.get(args.service.rstrip("/") + path, timeout=60)
+            if r.status_code == 409 and path.endswith("allocation-tree"):
+                return None  # no winners: no allocation tree
+            r.raise_for_status()
+            return r.json()
+
+        docs = fetch_documents(get, args.auction)
+    report = verify_documents(docs, chain)
+    for difference in report.differences:
+        print(f"DIFFERENT  {difference}")
+    verdict = "verified" if report.ok else "FAILED"
+    print(f"auction {report.auction_id}: {len(report.checks)} checks, {verdict}")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -134,6 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["pay_as_bid", "uniform"], default="pay_as_bid")
     p.add_argument("--out", default=None, help="write the published artifacts to this directory")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("keeper", help="the keeper: `run` (cron loop) or `close --auction T`")
+    p.add_argument("action", choices=["run", "close"])
+    p.add_argument("--auction", type=int, default=None)
+    p.set_defaults(func=_cmd_keeper)
+
+    p = sub.add_parser("verify", help="re-run an auction from its published data")
+    p.add_argument("--service", default=None, help="service base URL")
+    p.add_argument("--auction", type=int, default=None)
+    p.add_argument("--dir", default=None, help="a directory written by `qev demo --out`")
+    p.add_argument("--rpc", default=None, help="chain RPC to check roots, key and snapshot")
+    p.add_argument("--vault", default=None)
+    p.add_argument("--settlement", default=None)
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("serve", help="run the clearing service (settings from QEV_* env)")
     p.add_argument("--host", default=None)
