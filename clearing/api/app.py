@@ -139,6 +139,7 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.service = service
+    app.state.controller_limit = controllers
 
     problem_responses: dict[int | str, dict[str, Any]] = {
         code: {"description": "RFC 9457 problem", "content": {problems.PROBLEM_JSON: {}}}
@@ -168,7 +169,7 @@ def create_app(
         },
     )
     async def post_bid(body: BidRequest, auction_id: int = AuctionId) -> Any:
-        controllers.take(body.controller.lower(), "controller")
+        app.state.controller_limit.take(body.controller.lower(), "controller")
         started = time.perf_counter()
         try:
             ack = await service.submit(auction_id, body.model_dump())
@@ -193,7 +194,7 @@ def create_app(
     async def cancel_bid(
         body: CancelRequest, auction_id: int = AuctionId, redemption_id: str = RedemptionId
     ) -> Any:
-        controllers.take(body.controller.lower(), "controller")
+        app.state.controller_limit.take(body.controller.lower(), "controller")
         ack = await service.cancel(auction_id, int(redemption_id), body.model_dump())
         metrics.bids.labels("cancelled").inc()
         return {"receipt": ack.receipt, "status": ack.status}

@@ -47,6 +47,7 @@ class Service:
     service_address: bytes
     holders: list[Signer]
     master_secret: bytes
+    app: object
 
 
 def _free_port() -> int:
@@ -107,7 +108,7 @@ def service(request, tmp_path) -> Iterator[Service]:
     try:
         master = bytes.fromhex((tmp_path / "master.key").read_text().strip())
         yield Service(
-            f"http://127.0.0.1:{port}", clock, redemptions, store, address, holders, master
+            f"http://127.0.0.1:{port}", clock, redemptions, store, address, holders, master, app
         )
     finally:
         server.should_exit = True

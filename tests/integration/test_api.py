@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import httpx
 import orjson
 import pytest
@@ -281,3 +284,47 @@ def test_openapi_describes_the_routes(service: Service):
         assert path in paths, path
     post = spec["paths"]["/v1/auctions/{auction_id}/bids"]["post"]
     assert {"201", "200", "400", "403", "404", "409", "413", "429"} <= set(post["responses"])
+
+
+def test_replay_under_another_chain_or_contract_is_refused(service: Service):
+    """A SealedBid signed for another chain id or settlement contract does not verify here."""
+    c = _client(service)
+    auction = c.auction()
+    for other in (
+        {**auction, "chain_id": 1},
+        {**auction, "settlement": "0x000000000000000000000000000000000000dEaD"},
+    ):
+        env = c.seal(other, Bid(AUCTION, 100, E18, 100, 0))
+        r = _post(service, AUCTION, _body(env))
+        assert (r.status_code, _code(r)) == (400, "bad_signature")
+
+
+def test_rate_limited_controller_gets_429_with_retry_after(service: Service):
+    from clearing.api.ratelimit import TokenBuckets
+
+    app_limit = TokenBuckets(0.01, 2, time.monotonic)
+    service.app.state.controller_limit = app_limit  # the route reads the live limiter
+    c = _client(service)
+    c.bid(100, E18, 100)
+    c.bid(100, E18, 110)
+    r = _post(service, AUCTION, _body(c.seal(c.auction(), Bid(AUCTION, 100, E18, 120, 0))))
+    assert (r.status_code, _code(r)) == (429, "rate_limited")
+    assert int(r.headers["retry-after"]) >= 1
+
+
+def test_bid_cli_submits_and_reads_status(service: Service, monkeypatch, capsys):
+    from qev.cli import main
+    from tests.conftest import make_key
+
+    monkeypatch.setenv("QEV_BIDDER_KEY", make_key("it-holder-2").hex())
+    args = ["bid", "submit", "--service", service.url, "--redemption-id", "102"]
+    assert main([*args, "--shares", str(3 * E18), "--bp", "777"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["created"] is True and out["sequence"] == 1
+    assert out["service"] == to_hex(service.service_address)
+    status = ["bid", "status", "--service", service.url, "--redemption-id", "102"]
+    assert main([*status, "--auction", str(AUCTION)]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "live"
+    # someone else's request: the CLI prints the problem and exits 1
+    assert main([*args[:-1], "103", "--shares", "1", "--bp", "10"]) == 1
+    assert json.loads(capsys.readouterr().out)["code"] == "not_controller"
