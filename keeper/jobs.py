@@ -21,9 +21,9 @@ from clearing.merkle import StandardMerkleTree
 from clearing.model import ALLOCATION_LEAF_TYPES, Envelope
 from clearing.parallel import validate_book_parallel
 from clearing.sealing import derive_auction_secret, public_key_of
+from clearing.store import artifacts as art
 from clearing.store.base import BidStore
 from clearing.validation import AuctionContext
-from keeper import artifacts_store as art
 from keeper.chain import Chain, serviceable_shares
 from qev.errors import QevError
 

@@ -25,7 +25,8 @@ from clearing.api.schemas import (
     CancelRequest,
     ReceiptResponse,
 )
-from clearing.api.service import ALLOCATION_TREE, KEY, RESULT, ClearingService
+from clearing.api.service import ClearingService
+from clearing.store.artifacts import ALLOCATION_TREE, KEY, RESULT
 from qev.errors import PayloadTooLargeError, QevError
 
 UINT256_PATH = r"^(0|[1-9][0-9]{0,77})$"

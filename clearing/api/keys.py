@@ -10,9 +10,8 @@ from typing import Protocol
 
 from clearing.sealing import derive_auction_secret, public_key_of
 from clearing.signing import Signer
+from clearing.store.artifacts import PUBLIC_KEY
 from clearing.store.base import BidStore
-
-PUBLIC_KEY_ARTIFACT = "public_key"
 
 
 class AuctionKeys(Protocol):
@@ -42,7 +41,7 @@ class StoredAuctionKeys:
 
     def public_key(self, auction_id: int) -> bytes | None:
         """Public key of ``auction_id`` if the keeper announced it."""
-        raw = self._store.get_artifact(auction_id, PUBLIC_KEY_ARTIFACT)
+        raw = self._store.get_artifact(auction_id, PUBLIC_KEY)
         return raw if raw is None or len(raw) == 32 else None
 
 
@@ -64,7 +63,6 @@ def service_signer(path: Path) -> Signer:
 
 
 __all__ = [
-    "PUBLIC_KEY_ARTIFACT",
     "AuctionKeys",
     "DerivedAuctionKeys",
     "StoredAuctionKeys",

@@ -19,6 +19,7 @@ from clearing.model import Envelope, cancel_digest
 from clearing.receipts import Receipt
 from clearing.redemptions import RedemptionReader
 from clearing.signing import Signer, recover_address
+from clearing.store.artifacts import ALLOCATION_TREE, BOOK, KEY, RESULT, SETTLEMENT
 from clearing.store.base import BidStore, CancelBid, PutBid, PutOutcome, StoredBid
 from qev.errors import (
     AuctionClosedError,
@@ -33,12 +34,6 @@ from qev.errors import (
     SignatureError,
     UnknownAuctionError,
 )
-
-RESULT = "result"
-BOOK = "book"
-ALLOCATION_TREE = "allocation_tree"
-SETTLEMENT = "settlement"
-KEY = "key"
 
 
 @dataclass
@@ -292,4 +287,4 @@ class ClearingService:
         raise NotFoundError(f"redemption {redemption_id} has no allocation in auction {auction_id}")
 
 
-__all__ = ["ALLOCATION_TREE", "KEY", "RESULT", "SETTLEMENT", "ClearingService", "ServiceDeps"]
+__all__ = ["ClearingService", "ServiceDeps"]

@@ -1,4 +1,4 @@
-"""The auction artifacts the keeper publishes through the shared store (JSON documents)."""
+"""Names and JSON helpers of the per-auction artifacts the keeper publishes through the store."""
 
 from __future__ import annotations
 
