@@ -1,12 +1,23 @@
-"""Helpers shared by the store backends: operation checks, uint256 codec, migration files."""
+"""Shared by the store backends: operation checks, the put/cancel rules, uint256, migrations."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
-from clearing.store.base import CancelBid, Operation, PutBid
+from clearing.store.base import (
+    BidStatus,
+    CancelBid,
+    CancelResult,
+    NoLiveBidError,
+    Operation,
+    PutBid,
+    PutOutcome,
+    StaleCancelError,
+    StoredBid,
+    StoreError,
+)
 
 UINT256_LIMIT = 1 << 256
 INT64_LIMIT = 1 << 63
@@ -77,3 +88,46 @@ def load_migrations(backend: str) -> list[Migration]:
     if not found or len(set(versions)) != len(versions):
         raise RuntimeError(f"missing or duplicate {backend} migrations: {versions}")
     return found
+
+
+def new_live_bid(op: PutBid, sequence: int) -> StoredBid:
+    """The live row a ``PutBid`` creates with ``sequence`` (same in every backend)."""
+    return StoredBid(
+        auction_id=op.auction_id,
+        redemption_id=op.redemption_id,
+        controller=op.controller,
+        ciphertext=op.ciphertext,
+        ciphertext_hash=op.ciphertext_hash,
+        signature=op.signature,
+        sequence=sequence,
+        received_at=op.received_at,
+        status=BidStatus.LIVE,
+    )
+
+
+def put_outcome(live: StoredBid | None, op: PutBid) -> PutOutcome:
+    """DESIGN 2: identical resubmission, replacement of the live bid, or a new bid."""
+    if live is None:
+        return PutOutcome.CREATED
+    if live.ciphertext_hash == op.ciphertext_hash and live.signature == op.signature:
+        return PutOutcome.IDENTICAL
+    return PutOutcome.REPLACED
+
+
+def cancel_refusal(live: StoredBid | None, op: CancelBid) -> StoreError | None:
+    """Why a cancel cannot apply to the pair's live bid, or None if it can."""
+    if live is None:
+        return NoLiveBidError(
+            f"no live bid for auction {op.auction_id} redemption {op.redemption_id}"
+        )
+    if live.ciphertext_hash != op.ciphertext_hash:
+        return StaleCancelError(
+            f"cancel names 0x{op.ciphertext_hash.hex()}, "
+            f"the live bid is 0x{live.ciphertext_hash.hex()}"
+        )
+    return None
+
+
+def cancelled(live: StoredBid, op: CancelBid) -> CancelResult:
+    """The result of applying a cancel to the live bid."""
+    return CancelResult(replace(live, status=BidStatus.CANCELLED, cancel_signature=op.signature))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
@@ -23,18 +22,24 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from clearing.store._common import check_operation, check_schema_name, load_migrations
+from clearing.store._common import (
+    cancel_refusal,
+    cancelled,
+    check_operation,
+    check_schema_name,
+    load_migrations,
+    new_live_bid,
+    put_outcome,
+)
 from clearing.store.base import (
     BidStatus,
     CancelBid,
     CancelResult,
-    NoLiveBidError,
     Operation,
     PutBid,
     PutOutcome,
     PutResult,
     Result,
-    StaleCancelError,
     StoredBid,
     StoreError,
     StoreUnavailableError,
@@ -42,18 +47,13 @@ from clearing.store.base import (
 
 T = TypeVar("T")
 
-_SELECT_LIVE_FOR_UPDATE = (
-    "SELECT id, ciphertext_hash, signature, controller, ciphertext, sequence, received_at "
-    "FROM bids WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live' "
-    "FOR UPDATE"
-)
 # These select the columns ``_row_to_bid`` expects, in its order.
 _SELECT_LIVE = (
     "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
     " sequence, received_at, status, cancel_signature FROM bids"
     " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live'"
 )
-_SELECT_LIVE_FOR_CANCEL = (
+_SELECT_LIVE_LOCKED = (
     "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
     " sequence, received_at, status, cancel_signature FROM bids"
     " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live' FOR UPDATE"
@@ -246,22 +246,14 @@ class PostgresBidStore:
     def _put(
         conn: psycopg.Connection[tuple[Any, ...]], op: PutBid, counters: dict[int, int]
     ) -> PutResult:
-        live = conn.execute(_SELECT_LIVE_FOR_UPDATE, (op.auction_id, op.redemption_id)).fetchone()
-        if live is not None:
-            if bytes(live[1]) == op.ciphertext_hash and bytes(live[2]) == op.signature:
-                existing = StoredBid(
-                    auction_id=op.auction_id,
-                    redemption_id=op.redemption_id,
-                    controller=bytes(live[3]),
-                    ciphertext=bytes(live[4]),
-                    ciphertext_hash=op.ciphertext_hash,
-                    signature=op.signature,
-                    sequence=live[5],
-                    received_at=live[6],
-                    status=BidStatus.LIVE,
-                )
-                return PutResult(PutOutcome.IDENTICAL, existing)
-            conn.execute("UPDATE bids SET status = 'superseded' WHERE id = %s", (live[0],))
+        row = conn.execute(_SELECT_LIVE_LOCKED, (op.auction_id, op.redemption_id)).fetchone()
+        live = None if row is None else _row_to_bid(row)
+        outcome = put_outcome(live, op)
+        if outcome is PutOutcome.IDENTICAL:
+            assert live is not None  # only a live bid can be identical
+            return PutResult(outcome, live)
+        if row is not None:
+            conn.execute("UPDATE bids SET status = 'superseded' WHERE id = %s", (row[0],))
         counters[op.auction_id] += 1
         sequence = counters[op.auction_id]
         conn.execute(
@@ -277,42 +269,24 @@ class PostgresBidStore:
                 op.received_at,
             ),
         )
-        bid = StoredBid(
-            auction_id=op.auction_id,
-            redemption_id=op.redemption_id,
-            controller=op.controller,
-            ciphertext=op.ciphertext,
-            ciphertext_hash=op.ciphertext_hash,
-            signature=op.signature,
-            sequence=sequence,
-            received_at=op.received_at,
-            status=BidStatus.LIVE,
-        )
-        return PutResult(PutOutcome.CREATED if live is None else PutOutcome.REPLACED, bid)
+        return PutResult(outcome, new_live_bid(op, sequence))
 
     @staticmethod
     def _cancel(
         conn: psycopg.Connection[tuple[Any, ...]], op: CancelBid
     ) -> CancelResult | StoreError:
-        row = conn.execute(_SELECT_LIVE_FOR_CANCEL, (op.auction_id, op.redemption_id)).fetchone()
-        if row is None:
-            return NoLiveBidError(
-                f"no live bid for auction {op.auction_id} redemption {op.redemption_id}"
-            )
-        live = _row_to_bid(row)
-        if live.ciphertext_hash != op.ciphertext_hash:
-            return StaleCancelError(
-                f"cancel names 0x{op.ciphertext_hash.hex()}, "
-                f"the live bid is 0x{live.ciphertext_hash.hex()}"
-            )
+        row = conn.execute(_SELECT_LIVE_LOCKED, (op.auction_id, op.redemption_id)).fetchone()
+        live = None if row is None else _row_to_bid(row)
+        refusal = cancel_refusal(live, op)
+        if refusal is not None:
+            return refusal
+        assert live is not None and row is not None  # cancel_refusal refuses a missing bid
         conn.execute(
             "UPDATE bids SET status = 'cancelled', cancel_signature = %s, cancelled_at = %s "
             "WHERE id = %s",
             (op.signature, op.received_at, row[0]),
         )
-        return CancelResult(
-            replace(live, status=BidStatus.CANCELLED, cancel_signature=op.signature)
-        )
+        return cancelled(live, op)
 
     def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:
         """The live bid of a pair, if any."""

@@ -13,22 +13,28 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from clearing.store._common import check_operation, load_migrations, u256_from_bytes, u256_to_bytes
+from clearing.store._common import (
+    cancel_refusal,
+    cancelled,
+    check_operation,
+    load_migrations,
+    new_live_bid,
+    put_outcome,
+    u256_from_bytes,
+    u256_to_bytes,
+)
 from clearing.store.base import (
     BidStatus,
     CancelBid,
     CancelResult,
-    NoLiveBidError,
     Operation,
     PutBid,
     PutOutcome,
     PutResult,
     Result,
-    StaleCancelError,
     StoredBid,
     StoreError,
     StoreUnavailableError,
@@ -211,11 +217,14 @@ class SqliteBidStore:
 
     def _put(self, conn: sqlite3.Connection, op: PutBid, counters: dict[int, int]) -> PutResult:
         rid = u256_to_bytes(op.redemption_id)
-        live = conn.execute(_SELECT_LIVE, (op.auction_id, rid)).fetchone()
-        if live is not None:
-            if live[5] == op.ciphertext_hash and live[6] == op.signature:
-                return PutResult(PutOutcome.IDENTICAL, _row_to_bid(live))
-            conn.execute("UPDATE bids SET status = 'superseded' WHERE id = ?", (live[0],))
+        row = conn.execute(_SELECT_LIVE, (op.auction_id, rid)).fetchone()
+        live = None if row is None else _row_to_bid(row)
+        outcome = put_outcome(live, op)
+        if outcome is PutOutcome.IDENTICAL:
+            assert live is not None  # only a live bid can be identical
+            return PutResult(outcome, live)
+        if row is not None:
+            conn.execute("UPDATE bids SET status = 'superseded' WHERE id = ?", (row[0],))
         sequence = self._next_sequence(conn, op.auction_id, counters)
         conn.execute(
             "INSERT INTO bids (auction_id, redemption_id, controller, ciphertext, "
@@ -232,39 +241,24 @@ class SqliteBidStore:
                 op.received_at,
             ),
         )
-        bid = StoredBid(
-            auction_id=op.auction_id,
-            redemption_id=op.redemption_id,
-            controller=op.controller,
-            ciphertext=op.ciphertext,
-            ciphertext_hash=op.ciphertext_hash,
-            signature=op.signature,
-            sequence=sequence,
-            received_at=op.received_at,
-            status=BidStatus.LIVE,
-        )
-        return PutResult(PutOutcome.CREATED if live is None else PutOutcome.REPLACED, bid)
+        return PutResult(outcome, new_live_bid(op, sequence))
 
     @staticmethod
     def _cancel(conn: sqlite3.Connection, op: CancelBid) -> CancelResult | StoreError:
-        live = conn.execute(
+        row = conn.execute(
             _SELECT_LIVE, (op.auction_id, u256_to_bytes(op.redemption_id))
         ).fetchone()
-        if live is None:
-            return NoLiveBidError(
-                f"no live bid for auction {op.auction_id} redemption {op.redemption_id}"
-            )
-        if live[5] != op.ciphertext_hash:
-            return StaleCancelError(
-                f"cancel names 0x{op.ciphertext_hash.hex()}, the live bid is 0x{live[5].hex()}"
-            )
+        live = None if row is None else _row_to_bid(row)
+        refusal = cancel_refusal(live, op)
+        if refusal is not None:
+            return refusal
+        assert live is not None and row is not None  # cancel_refusal refuses a missing bid
         conn.execute(
             "UPDATE bids SET status = 'cancelled', cancel_signature = ?, cancelled_at = ? "
             "WHERE id = ?",
-            (op.signature, op.received_at, live[0]),
+            (op.signature, op.received_at, row[0]),
         )
-        bid = _row_to_bid(live)
-        return CancelResult(replace(bid, status=BidStatus.CANCELLED, cancel_signature=op.signature))
+        return cancelled(live, op)
 
     def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:
         """The live bid of a pair, if any."""
