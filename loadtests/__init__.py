@@ -1,0 +1,1 @@
+"""Load tests (locust), their runner and the harness shared with tests/faults."""

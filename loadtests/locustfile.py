@@ -1,0 +1,201 @@
+"""Locust users for the clearing service: bidders before close, claimants after settlement.
+
+Run through ``loadtests/run`` (it prepares the data and starts the service); by hand:
+
+    QEV_LOAD_DATA=intake.json locust -f loadtests/locustfile.py --headless -u 64 -r 64 \
+        -t 30s --host http://127.0.0.1:8000 Bidder
+
+``QEV_LOAD_DATA`` is the file ``loadtests/prepare.py`` wrote: pre-sealed, pre-signed bidder
+flows (``Bidder``) or a cleared past auction (``Claimant``). ``HealthUser`` is the baseline.
+Deliberate bad requests count as successes only when they get their exact problem code.
+``QEV_LOAD_REPORT`` (optional) receives a JSON summary when the test stops.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gevent
+import orjson
+from locust import FastHttpUser, constant, events, task
+
+_DATA: dict[str, Any] = (
+    orjson.loads(Path(os.environ["QEV_LOAD_DATA"]).read_bytes())
+    if os.environ.get("QEV_LOAD_DATA")
+    else {}
+)
+_FLOWS: Iterator[list[list[str]]] = iter(_DATA.get("flows", ()))
+_STATE = {"flows_started": 0, "exhausted": False, "bad_sent": 0}
+_EXPECTED = {"new": 201, "replace": 201, "identical": 200, "cancel": 200, "status": 200}
+_JSON = {"Content-Type": "application/json"}
+_USER_SEEDS = itertools.count()
+
+
+def _check(response: Any, status: int, code: str | None = None) -> None:
+    """Mark a ``catch_response`` response as success iff it has ``status`` (and ``code``)."""
+    if response.status_code != status:
+        response.failure(f"expected {status}, got {response.status_code}: {response.text[:200]}")
+        return
+    if code is not None:
+        try:
+            got = orjson.loads(response.content).get("code")
+        except orjson.JSONDecodeError:
+            got = None
+        ctype = response.headers.get("content-type", "")
+        if got != code or not ctype.startswith("application/problem+json"):
+            response.failure(f"expected problem {code}, got {got} ({ctype})")
+            return
+    response.success()
+
+
+class Bidder(FastHttpUser):
+    """Replays pre-sealed holder flows: new bid, status read, identical resubmission,
+    replacement, cancel; every 50th flow also sends one deliberate bad request."""
+
+    wait_time = constant(0)
+    network_timeout = 10.0
+    connection_timeout = 5.0
+
+    @task
+    def holder_flow(self) -> None:
+        """One holder's scripted flow, request after request on one connection."""
+        steps = next(_FLOWS, None)
+        if steps is None:  # pool used up: stop rather than measure something else
+            if not _STATE["exhausted"]:
+                _STATE["exhausted"] = True
+                gevent.spawn(self.environment.runner.quit)
+            gevent.sleep(1.0)  # until quit() stops this user
+            return
+        n = _STATE["flows_started"]
+        _STATE["flows_started"] = n + 1
+        bad = _DATA["bad"]
+        if n % 50 == 10 and bad:
+            name, method, path, body, status, code = bad[_STATE["bad_sent"] % len(bad)]
+            _STATE["bad_sent"] += 1
+            with self.client.request(
+                method,
+                path,
+                data=orjson.dumps(body),
+                headers=_JSON,
+                name=name,
+                catch_response=True,
+            ) as r:
+                _check(r, status, code)
+        for kind, method, path, body in steps:
+            name = f"{method} bid ({kind})" if kind != "status" else "GET bid status"
+            with self.client.request(
+                method,
+                path,
+                data=body.encode() if body else None,
+                headers=_JSON if body else None,
+                name=name,
+                catch_response=True,
+            ) as r:
+                _check(r, _EXPECTED[kind])
+
+
+class Claimant(FastHttpUser):
+    """Reads a cleared auction: allocation proofs mostly, the result, statuses, the book."""
+
+    wait_time = constant(0)
+    network_timeout = 10.0
+    connection_timeout = 5.0
+
+    def on_start(self) -> None:
+        """Per-user random stream (deterministic by start order)."""
+        self.rng = random.Random(next(_USER_SEEDS))  # noqa: S311
+        self.t = _DATA["auction_id"]
+
+    @task(500)
+    def proof(self) -> None:
+        """A winner's allocation leaf and Merkle proof."""
+        rid = self.rng.choice(_DATA["winners"])
+        with self.client.get(
+            f"/v1/auctions/{self.t}/allocations/{rid}",
+            name="GET allocation proof",
+            catch_response=True,
+        ) as r:
+            _check(r, 200)
+
+    @task(15)
+    def status(self) -> None:
+        """A bidder's receipt and outcome after clearing."""
+        rid = self.rng.choice(_DATA["winners"])
+        with self.client.get(
+            f"/v1/auctions/{self.t}/bids/{rid}",
+            name="GET bid status+outcome",
+            catch_response=True,
+        ) as r:
+            _check(r, 200)
+
+    @task(10)
+    def result(self) -> None:
+        """The clearing summary."""
+        with self.client.get(
+            f"/v1/auctions/{self.t}/result", name="GET result", catch_response=True
+        ) as r:
+            _check(r, 200)
+
+    @task(1)
+    def book(self) -> None:
+        """The frozen book (large: every envelope and the OZ tree dump)."""
+        with self.client.get(
+            f"/v1/auctions/{self.t}/book", name="GET book", catch_response=True
+        ) as r:
+            _check(r, 200)
+
+    @task(5)
+    def loser_proof(self) -> None:
+        """Deliberate: a bid that did not win has no allocation (404 not_found)."""
+        if not _DATA["losers"]:
+            return
+        rid = self.rng.choice(_DATA["losers"])
+        with self.client.get(
+            f"/v1/auctions/{self.t}/allocations/{rid}",
+            name="bad: proof of a loser",
+            catch_response=True,
+        ) as r:
+            _check(r, 404, "not_found")
+
+    @task(2)
+    def key_not_revealed(self) -> None:
+        """Deliberate: the key before reveal (409 key_not_revealed)."""
+        with self.client.get(
+            f"/v1/auctions/{self.t}/key", name="bad: key before reveal", catch_response=True
+        ) as r:
+            _check(r, 409, "key_not_revealed")
+
+    @task(2)
+    def unknown_auction(self) -> None:
+        """Deliberate: an auction that does not exist yet (404 unknown_auction)."""
+        t = _DATA["future_auction_id"]
+        with self.client.get(
+            f"/v1/auctions/{t}/result", name="bad: future auction", catch_response=True
+        ) as r:
+            _check(r, 404, "unknown_auction")
+
+
+class HealthUser(FastHttpUser):
+    """The baseline: ``GET /healthz`` with the same users and time."""
+
+    wait_time = constant(0)
+    network_timeout = 10.0
+    connection_timeout = 5.0
+
+    @task
+    def healthz(self) -> None:
+        """Liveness, the cheapest route."""
+        with self.client.get("/healthz", name="GET /healthz", catch_response=True) as r:
+            _check(r, 200)
+
+
+@events.test_stop.add_listener
+def _report(environment: Any, **_: Any) -> None:
+    path = os.environ.get("QEV_LOAD_REPORT")
+    if path:
+        Path(path).write_bytes(orjson.dumps(_STATE))
