@@ -95,20 +95,34 @@ def process_multi_proof(
 class StandardMerkleTree:
     """A standard-v1 tree over ``values`` of static ABI ``leaf_encoding`` types."""
 
-    __slots__ = ("_index", "leaf_encoding", "tree", "tree_indices", "values")
+    __slots__ = ("_index", "_order", "_tree_indices", "leaf_encoding", "tree", "values")
 
     def __init__(
         self,
         tree: list[bytes],
         values: list[tuple[Any, ...]],
-        tree_indices: list[int],
+        tree_indices: list[int] | None,
         leaf_encoding: tuple[str, ...],
+        order: list[int] | None = None,
     ) -> None:
         self.tree = tree
         self.values = values
-        self.tree_indices = tree_indices
         self.leaf_encoding = leaf_encoding
+        self._tree_indices = tree_indices
+        self._order = order  # value indices in leaf (sorted-hash) order, if built here
         self._index: dict[bytes, int] | None = None
+
+    @property
+    def tree_indices(self) -> list[int]:
+        """Tree position of each value (computed on first use: the root does not need it)."""
+        if self._tree_indices is None:
+            assert self._order is not None
+            last = len(self.tree) - 1
+            indices = [0] * len(self._order)
+            for leaf_pos, value_index in enumerate(self._order):
+                indices[value_index] = last - leaf_pos
+            self._tree_indices, self._order = indices, None
+        return self._tree_indices
 
     @classmethod
     def of(
@@ -119,7 +133,7 @@ class StandardMerkleTree:
     ) -> StandardMerkleTree:
         """Build a tree. ``leaf_hashes`` may be precomputed (e.g. on several cores)."""
         types = tuple(leaf_encoding)
-        vals = [tuple(v) for v in values]
+        vals = [v if type(v) is tuple else tuple(v) for v in values]
         if not vals:
             raise MerkleError("a Merkle tree needs at least one leaf")
         hashes = (
@@ -128,12 +142,8 @@ class StandardMerkleTree:
         if len(hashes) != len(vals):
             raise MerkleError("one leaf hash per value is needed")
         order = sorted(range(len(hashes)), key=hashes.__getitem__)
-        tree = build_nodes([hashes[i] for i in order])
-        last = len(tree) - 1
-        tree_indices = [0] * len(vals)
-        for leaf_pos, value_index in enumerate(order):
-            tree_indices[value_index] = last - leaf_pos
-        return cls(tree, vals, tree_indices, types)
+        tree = build_nodes(list(map(hashes.__getitem__, order)))
+        return cls(tree, vals, None, types, order)
 
     @property
     def root(self) -> bytes:
