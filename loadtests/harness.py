@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +96,10 @@ class DevService:
 
     def start(self, timeout: float = 30.0) -> DevService:
         """Start the process and wait until ``/readyz`` answers 200."""
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> DevService:
+        """Start the process (not waiting for it)."""
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -124,6 +128,11 @@ class DevService:
         )
         if out is not subprocess.DEVNULL:
             out.close()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> DevService:
+        """Wait until ``/readyz`` answers 200 (RuntimeError if the process dies or times out)."""
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -168,6 +177,30 @@ class DevService:
 
 
 # --- pre-sealing ---------------------------------------------------------------------
+
+
+def local_auction(data: Path, genesis: int, auction_id: int) -> dict[str, Any]:
+    """The auction document a dev service on ``data`` will serve, computed without it.
+
+    Creates the data dir's keys if missing, as the dev service would, so envelopes can be
+    sealed before the service starts.
+    """
+    from clearing.api.devserver import dev_settings
+    from clearing.api.keys import DerivedAuctionKeys, load_or_create_key
+
+    data.mkdir(parents=True, exist_ok=True)
+    load_or_create_key(data / "service.key")
+    settings = dev_settings("sqlite:///unused", data, genesis)
+    keys = DerivedAuctionKeys(load_or_create_key(data / "master.key"))
+    public_key = keys.public_key(auction_id)
+    assert public_key is not None
+    return {
+        "auction_id": auction_id,
+        "public_key": to_hex(public_key),
+        "chain_id": settings.chain_id,
+        "settlement": to_checksum_address(parse_address(settings.settlement)),
+        "eip712": {"name": settings.domain_name(), "version": settings.domain_version()},
+    }
 
 
 def domain_of(auction: dict[str, Any]) -> Eip712Domain:
@@ -289,14 +322,17 @@ async def drive(
     port: int,
     requests: Sequence[bytes],
     connections: int = 32,
+    *,
     timeout: float = 10.0,
     deadline: float | None = None,
+    on_reply: Callable[[int, Reply], None] | None = None,
 ) -> list[Reply]:
     """Send ``requests`` over ``connections`` keep-alive connections; replies in order.
 
     A request whose connection fails gets ``Reply(0, b"", ...)`` and the connection is
     re-opened for the next one; nothing is retried (a retry could hide a lost ack).
     ``deadline`` (monotonic) stops sending: unsent requests get status 0 too.
+    ``on_reply(index, reply)`` is called as each reply arrives (on the event loop).
     """
     replies: list[Reply | None] = [None] * len(requests)
     todo = iter(range(len(requests)))
@@ -321,6 +357,8 @@ async def drive(
                 if conn is not None:
                     conn[1].close()
                 conn = None
+            if on_reply is not None:
+                on_reply(i, replies[i])  # type: ignore[arg-type]
         if conn is not None:
             conn[1].close()
 
@@ -354,6 +392,7 @@ __all__ = [
     "drop_pg_schema",
     "free_port",
     "http_request",
+    "local_auction",
     "percentile",
     "pg_url",
     "run_drive",
