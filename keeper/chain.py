@@ -142,6 +142,51 @@ class Chain:
             yield QueueRequest(rid, _addr(controller), int(pending), int(ts))
             rid, seen = int(nxt), seen + 1
 
+    def admin_fee_bps(self, block: int | str = "latest") -> int:
+        """The settlement contract's admin fee (basis points of the burnt shares)."""
+        return int(self._call(self.settlement.functions.adminFeeBps(), block))
+
+    def pending_shares(self, block: int | str = "latest") -> int:
+        """Pending shares of the whole queue."""
+        _, _, _, pending, _ = self._call(self.vault.functions.redemptionQueueInfo(), block)
+        return int(pending)
+
+    def settlement_tx(self, auction_id: int, from_block: int) -> tuple[str, int] | None:
+        """(tx hash, block) of the ``AuctionSettled`` event of ``auction_id``, if any."""
+        try:
+            logs = self.settlement.events.AuctionSettled().get_logs(
+                from_block=from_block, argument_filters={"auctionId": auction_id}
+            )
+        except Exception as e:
+            raise ChainReadError(f"AuctionSettled logs failed: {e}") from e
+        if not logs:
+            return None
+        return "0x" + bytes(logs[-1]["transactionHash"]).hex(), int(logs[-1]["blockNumber"])
+
+    def first_block_at_or_after(self, timestamp: int) -> tuple[int, int] | None:
+        """The first block whose timestamp is >= ``timestamp`` (binary search), if mined yet.
+
+        The keeper's snapshot for auction T is the first block at or after T: a keeper that
+        lost its store re-derives the same snapshot and so the same result.
+        """
+        latest, latest_ts = self.latest_block()
+        if latest_ts < timestamp:
+            return None
+        lo, hi = 0, latest
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._block_timestamp(mid) >= timestamp:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo, self._block_timestamp(lo)
+
+    def _block_timestamp(self, number: int) -> int:
+        try:
+            return int(self.w3.eth.get_block(number)["timestamp"])
+        except Exception as e:
+            raise ChainReadError(f"get_block({number}) failed: {e}") from e
+
     def locked_shares(self, block: int | str = "latest") -> int:
         """Pending shares locked by settled, unclaimed QEV allocations."""
         return int(self._call(self.vault.functions.qevLockedShares(), block))

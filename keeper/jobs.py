@@ -93,12 +93,12 @@ class Keeper:
     def open_auction(self, auction_id: int) -> bool:
         """Commit the auction key on-chain and publish the public key; False if already done."""
         pk = public_key_of(self.secret(auction_id))
+        state = self.chain.key_state(auction_id)
+        if state.committed and state.public_key != pk:
+            raise KeeperStateError(f"auction {auction_id} has another key committed")
         if self.store.get_artifact(auction_id, art.PUBLIC_KEY) != pk:
             self.store.put_artifact(auction_id, art.PUBLIC_KEY, pk)
-        state = self.chain.key_state(auction_id)
         if state.committed:
-            if state.public_key != pk:
-                raise KeeperStateError(f"auction {auction_id} has another key committed")
             return False
         commitment = keccak256(self.secret(auction_id))
         fn = self.chain.settlement.functions.commitAuctionKey(auction_id, pk, commitment)
@@ -149,7 +149,10 @@ class Keeper:
             return dict(existing)
         book = self._frozen_book(auction_id, report)
         envelopes = envelopes_of(book)
-        block, timestamp = self.chain.latest_block()  # the snapshot, pinned in the result
+        snapshot = self.chain.first_block_at_or_after(auction_id)  # deterministic, re-derivable
+        if snapshot is None:
+            raise KeeperStateError(f"no block at or after {auction_id} yet")
+        block, timestamp = snapshot
         requests = self.chain.snapshot_requests(
             auction_id, sorted({e.redemption_id for e in envelopes}), block
         )
@@ -157,7 +160,7 @@ class Keeper:
         valid, excluded = validate_book_parallel(envelopes, ctx, requests, self.cfg.workers)
         price = self.chain.share_price(block)
         liquidity = self.chain.free_liquidity(block) * self.cfg.liquidity_bps // BPS
-        fee_bps = int(self.chain.settlement.functions.adminFeeBps().call(block_identifier=block))
+        fee_bps = self.chain.admin_fee_bps(block)
         params = ClearingParams(price, liquidity, self.cfg.mode, self.cfg.min_fill, fee_bps)
         result = clear(auction_id, valid, params)
         tree = (
@@ -174,6 +177,14 @@ class Keeper:
             allocation_root=to_hex(tree.root) if tree else None,
             requests=requests,
         )
+        if self.chain.is_settled(auction_id):
+            onchain = self.chain.settled(auction_id)
+            roots = (to_hex(onchain.allocation_root), to_hex(onchain.bid_book_root))
+            zero = "0x" + "00" * 32
+            if roots != (doc["allocation_root"] or zero, doc["bid_book_root"] or zero):
+                raise KeeperStateError(
+                    f"auction {auction_id} is settled with roots this book does not give"
+                )
         if tree is not None:
             art.put_json(self.store, auction_id, art.ALLOCATION_TREE, tree.dump())
         art.put_json(self.store, auction_id, art.RESULT, doc)  # last: marks the step done
@@ -192,6 +203,23 @@ class Keeper:
             onchain = self.chain.settled(auction_id)
             if (onchain.allocation_root, onchain.bid_book_root) != (alloc, book):
                 raise KeeperStateError(f"auction {auction_id} settled with other roots")
+            if self.store.get_artifact(auction_id, art.SETTLEMENT) is None:
+                # killed between the receipt and the bookkeeping: rebuild it from the event
+                found = self.chain.settlement_tx(auction_id, int(result["snapshot_block"]))
+                if found is not None:
+                    tx, block = found
+                    art.put_json(
+                        self.store,
+                        auction_id,
+                        art.RESULT,
+                        {**result, "settlement": {"tx": tx}},
+                    )
+                    art.put_json(
+                        self.store,
+                        auction_id,
+                        art.SETTLEMENT,
+                        {"status": "settled", "tx": tx, "block": block},
+                    )
             self._step(report, "settle", False)
         else:
             fn = self.chain.settlement.functions.settleAuction(
@@ -244,8 +272,7 @@ class Keeper:
 
     def _service_queue(self, report: CloseReport) -> None:
         _, now = self.chain.latest_block()
-        _, _, _, pending, _ = self.chain.vault.functions.redemptionQueueInfo().call()
-        cap = max(int(pending) - self.chain.locked_shares(), 0)
+        cap = max(self.chain.pending_shares() - self.chain.locked_shares(), 0)
         shares = serviceable_shares(
             self.chain.queue(), now, self.chain.share_price(), self.chain.free_liquidity(), cap
         )

@@ -70,9 +70,17 @@ def run(
         except (FatalError, QevError) as e:
             metrics.errors.labels(e.code).inc()
             log.error("needs attention: %s", e)
-        _, now = keeper.chain.latest_block()
-        until_boundary = calendar.current(now) - now
-        sleep(max(1.0, min(poll_seconds, float(until_boundary))))
+        except Exception:  # the loop must outlive any one bad tick
+            metrics.errors.labels("unexpected").inc()
+            log.exception("unexpected error in keeper tick")
+        try:
+            _, now = keeper.chain.latest_block()
+            until_boundary = float(calendar.current(now) - now)
+        except ChainReadError as e:
+            metrics.errors.labels(e.code).inc()
+            log.warning("retryable: %s", e)
+            until_boundary = poll_seconds
+        sleep(max(1.0, min(poll_seconds, until_boundary)))
 
 
 __all__ = ["KeeperMetrics", "run", "tick"]

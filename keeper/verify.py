@@ -21,6 +21,7 @@ from clearing.model import ALLOCATION_LEAF_TYPES, BID_BOOK_LEAF_TYPES
 from clearing.sealing import public_key_of
 from clearing.validation import AuctionContext, validate_book
 from keeper.chain import Chain
+from qev.errors import InvalidTreeError
 
 DOCUMENTS = ("auction", "book", "key", "result", "allocation-tree")
 
@@ -97,6 +98,11 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
     ):
         report.expect(f"result.{name}", result[name], str(value))
     report.expect("result.winners", result["winners"], cleared.winners)
+    report.expect(
+        "outcomes (redemption ids)",
+        sorted(int(r) for r in result["outcomes"]),
+        sorted(o.bid.redemption_id for o in cleared.outcomes()),
+    )
     for o in cleared.outcomes():
         published = result["outcomes"].get(str(o.bid.redemption_id), {})
         report.expect(
@@ -111,8 +117,13 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
     )
     report.expect("allocation root (re-cleared)", result["allocation_root"], allocation_root)
     if docs.get("allocation-tree") is not None:
-        tree = StandardMerkleTree.load(docs["allocation-tree"])
-        report.expect("allocation tree dump root", to_hex(tree.root), allocation_root)
+        try:
+            tree = StandardMerkleTree.load(docs["allocation-tree"])
+        except InvalidTreeError as e:
+            report.checks.append("allocation tree dump")
+            report.differences.append(f"allocation tree dump: not a valid tree ({e})")
+        else:
+            report.expect("allocation tree dump root", to_hex(tree.root), allocation_root)
     if chain is not None:
         _check_chain(
             report,

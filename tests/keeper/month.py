@@ -325,12 +325,13 @@ def build_month(
     stale = make_sender(w3, Account.from_key(key("holder-4")), poll_interval=0.01, deadline=60)
     stale.send(chain.settlement.functions.incrementNonce(auction_id, rids[4]), label="nonce")
 
-    # --- past T: bidding closed; a request made now matures only at the next auction -----
+    # --- past T: bidding closed; a request made now did not exist at the snapshot (the first
+    # block at or after T), so its bid has no pending shares to clear -------------------------
     advance_to(auction_id + 30)
     late_rid = request(late_size, late.address)
     env = seal_bid(late, Bid(auction_id, late_rid, late_size, 500, 0), domain, pk)
     put(env)
-    plan[late_rid] = Planned(late_rid, late.address, late_size, 500, "not_matured")
+    plan[late_rid] = Planned(late_rid, late.address, late_size, 500, "no_pending_shares")
     month.sizes[late_rid] = late_size
     advance_to(auction_id + 60)
 

@@ -97,12 +97,6 @@ def test_run_counts_a_failed_rpc_and_carries_on(env: Env) -> None:
     check_closed(m, keeper.store)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ChainReadError,
-    reason="BUG: run() reads latest_block outside its try block to compute the sleep, so an "
-    "RPC outage there kills the loop (keeper/loop.py)",
-)
 def test_run_survives_an_rpc_failure_while_computing_the_sleep(env: Env) -> None:
     m = env.month
     keeper = m.keeper(env.store())
@@ -140,12 +134,6 @@ class RefusedOnce:
         return self.inner(method, params)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConnectionRefusedError,
-    reason="BUG: jobs.py reads adminFeeBps() and redemptionQueueInfo() with a bare .call(), "
-    "not Chain._call, so a refused RPC escapes run() as a raw exception",
-)
 def test_run_survives_a_refused_rpc_inside_the_close(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
