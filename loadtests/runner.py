@@ -12,8 +12,10 @@ failure (deliberate bad requests only pass with their exact problem code).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 
 from loadtests.harness import (
     ROOT,
@@ -53,6 +56,7 @@ class Phase:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> stats
     failures: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # cores used: service, generator
 
     def count(self, names: tuple[str, ...] | None = None, ok: bool = True) -> int:
         """Successful (or failed) requests of ``names`` (all when None)."""
@@ -81,9 +85,28 @@ class Phase:
         return max(hist)
 
 
+def _service_cpu(service: DevService) -> float:
+    """CPU seconds used so far by the service's processes (supervisor and workers)."""
+    assert service.proc is not None
+    root = psutil.Process(service.proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 def _locust(
-    url: str, user: str, *, data: Path | None, args: argparse.Namespace, work: Path, label: str
+    service: DevService,
+    user: str,
+    *,
+    data: Path | None,
+    args: argparse.Namespace,
+    work: Path,
+    label: str,
 ) -> Phase:
+    url = service.url
     prefix = work / f"locust-{label}"
     env = {
         **os.environ,
@@ -116,7 +139,8 @@ def _locust(
         "0",
         user,
     ]
-    started = time.monotonic()
+    started, service_cpu = time.monotonic(), _service_cpu(service)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(f"{prefix}.log", "wb") as log:
         proc = subprocess.run(
             cmd,
@@ -128,10 +152,16 @@ def _locust(
             cwd=ROOT,
         )
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {
+        "service": (_service_cpu(service) - service_cpu) / wall,
+        "generator": (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
+        / wall,
+    }
     if proc.returncode != 0 or not Path(f"{prefix}.json").exists():
         raise SystemExit(f"locust failed ({proc.returncode}); see {prefix}.log")
     stats = orjson.loads(Path(f"{prefix}.json").read_bytes())
-    phase = Phase(label, 0.0)
+    phase = Phase(label, 0.0, cpu=cpu)
     first, last = float("inf"), 0.0
     for s in stats:
         hist = {float(k): int(v) for k, v in s["response_times"].items()}
@@ -157,17 +187,25 @@ def _locust(
 
 
 def _raw(
-    url_port: int, label: str, requests: list[bytes], expect: tuple[int, ...], connections: int
+    service: DevService,
+    label: str,
+    requests: list[bytes],
+    expect: tuple[int, ...],
+    connections: int,
 ) -> Phase:
-    started = time.perf_counter()
-    replies = run_drive(url_port, requests, connections, timeout=10.0)
+    started, service_cpu, own_cpu = time.perf_counter(), _service_cpu(service), time.process_time()
+    replies = run_drive(service.port, requests, connections, timeout=10.0)
     seconds = time.perf_counter() - started
+    cpu = {
+        "service": (_service_cpu(service) - service_cpu) / seconds,
+        "generator": (time.process_time() - own_cpu) / seconds,
+    }
     ok = [r for r in replies if r.status in expect]
     lat = {}
     for r in ok:
         ms = round(r.latency * 1000, 1)
         lat[ms] = lat.get(ms, 0) + 1
-    phase = Phase(label, seconds)
+    phase = Phase(label, seconds, cpu=cpu)
     phase.rows[label] = {"ok": len(ok), "failures": len(replies) - len(ok), "hist": lat}
     statuses: dict[int, int] = {}
     for r in replies:
@@ -177,7 +215,12 @@ def _raw(
 
 
 def _print_phase(p: Phase, names: list[str] | None = None) -> None:
-    print(f"\n[{p.label}] {p.seconds:.1f} s")
+    cpu = (
+        f"  (CPU cores used: service {p.cpu['service']:.2f}, generator {p.cpu['generator']:.2f})"
+        if p.cpu
+        else ""
+    )
+    print(f"\n[{p.label}] {p.seconds:.1f} s{cpu}")
     print(f"  {'name':34} {'ok':>8} {'fail':>6} {'rps':>8} {'p50':>7} {'p95':>7} {'p99':>7}")
     for name in names or sorted(p.rows):
         if name not in p.rows or name == "Aggregated":
@@ -280,12 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 [f"/v1/auctions/{t}/allocations/{d['winners'][0]}", f"/v1/auctions/{t}/result"],
             )
             user, key_names = "Claimant", ["GET allocation proof"]
-        main_phase = _locust(
-            service.url, user, data=data, args=args, work=work, label=args.scenario
-        )
-        health = _locust(
-            service.url, "HealthUser", data=None, args=args, work=work, label="healthz"
-        )
+        main_phase = _locust(service, user, data=data, args=args, work=work, label=args.scenario)
+        health = _locust(service, "HealthUser", data=None, args=args, work=work, label="healthz")
         _print_phase(main_phase)
         _print_phase(health)
         if main_phase.report.get("exhausted"):
@@ -408,9 +447,9 @@ def _raw_phase(
                 for i in range(n)
             ]
             label, expect = "raw: GET allocation proof", (200,)
-        main_phase = _raw(service.port, label, requests, expect, args.connections)
+        main_phase = _raw(service, label, requests, expect, args.connections)
         health = _raw(
-            service.port,
+            service,
             "raw: GET /healthz",
             [http_request("GET", "/healthz")] * len(requests),
             (200,),
