@@ -11,6 +11,7 @@ published into the store exactly as the keeper would (book, result, allocation t
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,10 @@ def prepare_intake(
         orjson.dumps([auction["auction_id"], auction["public_key"], seed, pool, 2])
     ).hexdigest()[:16]
     if out.exists():
-        head = orjson.loads(out.read_bytes())
+        try:
+            head = orjson.loads(out.read_bytes())
+        except orjson.JSONDecodeError:
+            head = {}
         if head.get("tag") == tag:
             return dict(head["summary"])
     t = int(auction["auction_id"])
@@ -138,7 +142,12 @@ def prepare_intake(
     bad = _bad_requests(auction, seed, pool, 60)
     summary = {"auction_id": t, "pool": pool, "requests": counts, "bad": len(bad)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps({"tag": tag, "summary": summary, "flows": flows, "bad": bad}))
+    for stale in out.parent.glob(f"intake-{seed}-*.json"):  # earlier days' auctions
+        if str(t) not in stale.name:
+            stale.unlink(missing_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # atomic: concurrent runs never see half
+    tmp.write_bytes(orjson.dumps({"tag": tag, "summary": summary, "flows": flows, "bad": bad}))
+    os.replace(tmp, out)
     return summary
 
 

@@ -73,26 +73,31 @@ def test_postgres_outage_mid_load(tmp_path):
         tally(before)
 
         # mid-load: stop PostgreSQL (crash-like) once 100 more receipts came back
-        stopped = threading.Event()
+        stopper = threading.Thread(target=pg.stop, daemon=True)
+        acks = {"n": 0}
 
         def on_reply(_: int, reply) -> None:
-            if reply.status == 201 and not stopped.is_set():
-                on_reply.acks = getattr(on_reply, "acks", 0) + 1  # type: ignore[attr-defined]
-                if on_reply.acks >= 100:  # type: ignore[attr-defined]
-                    stopped.set()
-                    threading.Thread(target=pg.stop, daemon=True).start()
+            if reply.status == 201:
+                acks["n"] += 1
+                if acks["n"] == 100:
+                    stopper.start()
 
         during = run_drive(
             service.port, post[200:700], 16, timeout=20.0,
             deadline=time.monotonic() + 8.0, on_reply=on_reply,
         )  # fmt: skip
-        assert stopped.is_set()
+        stopper.join(timeout=40)
+        assert acks["n"] >= 100 and not stopper.is_alive(), "PostgreSQL was not stopped"
         assert tally(during) == [], "outage answers other than 503 store_unavailable"
-        outage_503 = sum(1 for r in during if r.status == 503)
-        assert outage_503 > 0, "no request saw the outage"
-        problem = next(r for r in during if r.status == 503)
-        assert problem.json()["status"] == 503
-        waits = sorted(r.latency for r in during if r.status == 503)
+
+        # while it is down: every bid gets a 503 store_unavailable problem
+        probe = run_drive(service.port, post[700:716], 16, timeout=30.0)
+        assert [r.status for r in probe] == [503] * 16, [r.body[:120] for r in probe]
+        assert tally(probe) == []
+        problem = probe[0].json()
+        assert problem["status"] == 503 and problem["type"].endswith("store_unavailable")
+        waits = sorted(r.latency for r in during + probe if r.status == 503)
+        outage_503 = len(waits)
 
         # readiness is false while the store is down
         ready = httpx.get(f"{service.url}/readyz", timeout=30)
@@ -107,7 +112,7 @@ def test_postgres_outage_mid_load(tmp_path):
             assert time.monotonic() < deadline, "readiness did not come back"
             time.sleep(0.2)
         unsent = [post[200 + i] for i, r in enumerate(during) if r.status != 201]
-        after = run_drive(service.port, unsent + post[700:], 16, timeout=20.0)
+        after = run_drive(service.port, unsent + post[700:], 16, timeout=20.0)  # probe again
         assert tally(after) == []
         assert all(r.status in (200, 201) for r in after)  # refused ones are accepted now
     finally:
