@@ -6,7 +6,8 @@ Run through ``loadtests/run`` (it prepares the data and starts the service); by 
         -t 30s --host http://127.0.0.1:8000 Bidder
 
 ``QEV_LOAD_DATA`` is the file ``loadtests/prepare.py`` wrote: pre-sealed, pre-signed bidder
-flows (``Bidder``) or a cleared past auction (``Claimant``). ``HealthUser`` is the baseline.
+flows (``Bidder``) or a cleared past auction (``Claimant``, or ``ProofReader`` for proofs
+alone). ``HealthUser`` is the baseline.
 Deliberate bad requests count as successes only when they get their exact problem code.
 ``QEV_LOAD_REPORT`` (optional) receives a JSON summary when the test stops.
 """
@@ -51,6 +52,17 @@ def _check(response: Any, status: int, code: str | None = None) -> None:
             response.failure(f"expected problem {code}, got {got} ({ctype})")
             return
     response.success()
+
+
+def _proof(user: Any) -> None:
+    """GET a random winner's allocation proof (``user`` has ``rng`` and ``t``)."""
+    rid = user.rng.choice(_DATA["winners"])
+    with user.client.get(
+        f"/v1/auctions/{user.t}/allocations/{rid}",
+        name="GET allocation proof",
+        catch_response=True,
+    ) as r:
+        _check(r, 200)
 
 
 class Bidder(FastHttpUser):
@@ -114,13 +126,7 @@ class Claimant(FastHttpUser):
     @task(500)
     def proof(self) -> None:
         """A winner's allocation leaf and Merkle proof."""
-        rid = self.rng.choice(_DATA["winners"])
-        with self.client.get(
-            f"/v1/auctions/{self.t}/allocations/{rid}",
-            name="GET allocation proof",
-            catch_response=True,
-        ) as r:
-            _check(r, 200)
+        _proof(self)
 
     @task(15)
     def status(self) -> None:
@@ -178,6 +184,24 @@ class Claimant(FastHttpUser):
             f"/v1/auctions/{t}/result", name="bad: future auction", catch_response=True
         ) as r:
             _check(r, 404, "unknown_auction")
+
+
+class ProofReader(FastHttpUser):
+    """Allocation proofs only (``--scenario proofs``): the proof-read target in isolation."""
+
+    wait_time = constant(0)
+    network_timeout = 10.0
+    connection_timeout = 5.0
+
+    def on_start(self) -> None:
+        """Per-user random stream (deterministic by start order)."""
+        self.rng = random.Random(next(_USER_SEEDS))  # noqa: S311
+        self.t = _DATA["auction_id"]
+
+    @task
+    def proof(self) -> None:
+        """A winner's allocation leaf and Merkle proof."""
+        _proof(self)
 
 
 class HealthUser(FastHttpUser):

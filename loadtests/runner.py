@@ -44,7 +44,11 @@ from loadtests.prepare import holders_needed, prepare_claims, prepare_intake, ra
 CACHE = Path(tempfile.gettempdir()) / "qev-loadtests"
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 WRITES = ("POST bid (new)", "POST bid (replace)", "POST bid (identical)")
-TARGETS = {"intake": "acked bids/s >= 1500 and p99 <= 100 ms", "claims": "proof reads >= 3000 rps"}
+TARGETS = {
+    "intake": "acked bids/s >= 1500 and p99 <= 100 ms",
+    "claims": "proof reads >= 3000 rps",
+    "proofs": "proof reads >= 3000 rps",
+}
 
 
 @dataclass
@@ -252,20 +256,28 @@ def _store_url(kind: str, work: Path, tag: str) -> tuple[str, str | None]:
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the scenario, print the table; exit status for ``--short``."""
     ap = argparse.ArgumentParser(prog="loadtests/run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scenario", choices=["intake", "claims"], default="intake")
+    ap.add_argument(
+        "--scenario",
+        choices=["intake", "claims", "proofs"],
+        default="intake",
+        help="claims: the claimant mix; proofs: allocation proofs only",
+    )
     ap.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn workers")
-    ap.add_argument("--users", type=int, default=64, help="locust users (fixed)")
+    ap.add_argument("--users", type=int, default=32, help="locust users (fixed)")
     ap.add_argument("--spawn-rate", type=float, default=None, help="default: all at once")
     ap.add_argument("--time", type=int, default=30, help="seconds per phase")
     ap.add_argument("--pool", type=int, default=None, help="intake flows (default 1400/s)")
     ap.add_argument("--claims", type=int, default=2000, help="bids in the cleared auction")
     ap.add_argument("--raw", action="store_true", help="also measure with a raw generator")
-    ap.add_argument("--connections", type=int, default=64, help="raw generator connections")
+    ap.add_argument(
+        "--connections", type=int, default=None, help="raw generator connections (default: --users)"
+    )
     ap.add_argument("--seed", default="load")
     ap.add_argument("--short", action="store_true", help="CI: a few seconds, assert no failures")
     ap.add_argument("--out", type=Path, default=None, help="write figures as JSON here")
     args = ap.parse_args(argv)
+    args.connections = args.connections or args.users
     if args.short:
         args.time, args.users, args.claims = min(args.time, 4), min(args.users, 16), 300
         args.pool = args.pool or 8000
@@ -322,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                 service.url,
                 [f"/v1/auctions/{t}/allocations/{d['winners'][0]}", f"/v1/auctions/{t}/result"],
             )
-            user, key_names = "Claimant", ["GET allocation proof"]
+            user = "Claimant" if args.scenario == "claims" else "ProofReader"
+            key_names = ["GET allocation proof"]
         main_phase = _locust(service, user, data=data, args=args, work=work, label=args.scenario)
         health = _locust(service, "HealthUser", data=None, args=args, work=work, label="healthz")
         _print_phase(main_phase)
