@@ -1,4 +1,4 @@
-"""One command for the load tests: ``loadtests/run [--scenario intake|claims] ...``.
+"""One command for the load tests: ``loadtests/run [--scenario intake|claims|proofs] ...``.
 
 Prepares the data (pre-sealed bidder flows, or a cleared past auction), starts the dev
 service (uvicorn, ``--workers``) on a fresh SQLite file or PostgreSQL schema, runs locust
@@ -276,11 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", default="load")
     ap.add_argument("--short", action="store_true", help="CI: a few seconds, assert no failures")
     ap.add_argument("--out", type=Path, default=None, help="write figures as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the run's databases")
     args = ap.parse_args(argv)
-    args.connections = args.connections or args.users
     if args.short:
         args.time, args.users, args.claims = min(args.time, 4), min(args.users, 16), 300
         args.pool = args.pool or 8000
+    args.connections = args.connections or args.users
     pool = args.pool or 1400 * args.time
     work = Path(tempfile.mkdtemp(prefix="qev-load-"))
     data_dir = CACHE / f"keys-{args.seed}"  # stable keys: cached pre-sealed data stays valid
@@ -389,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     for s in schemas:
         if s:
             drop_pg_schema(s)
+    if not args.keep:
+        for db in work.glob("qev-*.db*"):
+            db.unlink()
     if args.out:
         args.out.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     print(f"\nwork dir: {work}")

@@ -10,6 +10,8 @@ as their problems. Every answer must be < 500, and every error an
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import threading
 import time
@@ -43,6 +45,7 @@ PAST, OLDER = AUCTION - REDEMPTION_WINDOW, AUCTION - 2 * REDEMPTION_WINDOW
 E18 = 10**18
 
 _DATA = Path(tempfile.mkdtemp(prefix="qev-fuzz-"))
+atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
 _HOLDERS = [Signer(make_key(f"fuzz-holder-{i}")) for i in range(4)]
 _REDEMPTIONS = InMemoryRedemptions(
     {i: RedemptionInfo(i, h.address, 100 * E18, GENESIS) for i, h in enumerate(_HOLDERS)}

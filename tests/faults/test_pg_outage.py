@@ -34,9 +34,18 @@ def _problem_code(reply) -> str | None:
         return None
 
 
-def test_postgres_outage_mid_load(tmp_path):
-    pg = ThrowawayPostgres().init()
-    pg.start()
+@pytest.fixture
+def pg():
+    """A throwaway cluster, always stopped and removed afterwards."""
+    cluster = ThrowawayPostgres()
+    try:
+        cluster.init().start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def test_postgres_outage_mid_load(tmp_path, pg):
     store_url = f"{pg.dsn}?schema=qev_pgstop"
     genesis = stable_genesis()
     service = DevService(
@@ -127,7 +136,6 @@ def test_postgres_outage_mid_load(tmp_path):
         assert len(store.live_bids(t)) == 1000
     finally:
         store.close()
-        pg.destroy()
     print(
         f"postgres outage: {counts}, 503 during the outage {outage_503} (answered after "
         f"{waits[0]:.1f}-{waits[-1]:.1f} s), readyz {ready.status_code}, lost {lost}"
