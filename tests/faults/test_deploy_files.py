@@ -11,17 +11,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
 
 
 def _tool(name: str) -> str | None:
-    local = VENV_BIN / name
+    """A console script of this interpreter's environment, else one on PATH."""
+    local = Path(sys.executable).parent / name
     return str(local) if local.exists() else shutil.which(name)
 
 
