@@ -101,6 +101,12 @@ def _service_cpu(service: DevService) -> float:
     return total
 
 
+def _busy() -> float:
+    """CPU seconds the whole machine has been busy (all processes, all cores)."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0))
+
+
 def _locust(
     service: DevService,
     user: str,
@@ -143,7 +149,7 @@ def _locust(
         "0",
         user,
     ]
-    started, service_cpu = time.monotonic(), _service_cpu(service)
+    started, service_cpu, busy = time.monotonic(), _service_cpu(service), _busy()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(f"{prefix}.log", "wb") as log:
         proc = subprocess.run(
@@ -161,6 +167,7 @@ def _locust(
         "service": (_service_cpu(service) - service_cpu) / wall,
         "generator": (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
         / wall,
+        "machine": (_busy() - busy) / wall,
     }
     if proc.returncode != 0 or not Path(f"{prefix}.json").exists():
         raise SystemExit(f"locust failed ({proc.returncode}); see {prefix}.log")
@@ -198,11 +205,13 @@ def _raw(
     connections: int,
 ) -> Phase:
     started, service_cpu, own_cpu = time.perf_counter(), _service_cpu(service), time.process_time()
+    busy = _busy()
     replies = run_drive(service.port, requests, connections, timeout=10.0)
     seconds = time.perf_counter() - started
     cpu = {
         "service": (_service_cpu(service) - service_cpu) / seconds,
         "generator": (time.process_time() - own_cpu) / seconds,
+        "machine": (_busy() - busy) / seconds,
     }
     ok = [r for r in replies if r.status in expect]
     lat = {}
@@ -220,7 +229,8 @@ def _raw(
 
 def _print_phase(p: Phase, names: list[str] | None = None) -> None:
     cpu = (
-        f"  (CPU cores used: service {p.cpu['service']:.2f}, generator {p.cpu['generator']:.2f})"
+        f"  (CPU cores busy: service {p.cpu['service']:.2f}, generator "
+        f"{p.cpu['generator']:.2f}, whole machine {p.cpu['machine']:.2f} of {os.cpu_count()})"
         if p.cpu
         else ""
     )
