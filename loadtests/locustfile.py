@@ -2,7 +2,7 @@
 
 Run through ``loadtests/run`` (it prepares the data and starts the service); by hand:
 
-    QEV_LOAD_DATA=intake.json locust -f loadtests/locustfile.py --headless -u 64 -r 64 \
+    QEV_LOAD_DATA=intake.json locust -f loadtests/locustfile.py --headless -u 32 -r 32 \
         -t 30s --host http://127.0.0.1:8000 Bidder
 
 ``QEV_LOAD_DATA`` is the file ``loadtests/prepare.py`` wrote: pre-sealed, pre-signed bidder
@@ -32,16 +32,33 @@ _DATA: dict[str, Any] = (
 )
 _FLOWS: Iterator[list[list[str]]] = iter(_DATA.get("flows", ()))
 _STATE = {"flows_started": 0, "exhausted": False, "bad_sent": 0}
-_EXPECTED = {"new": 201, "replace": 201, "identical": 200, "cancel": 200, "status": 200}
+#: step -> (HTTP status, the stored bid's status the receipt response must report)
+_EXPECTED = {
+    "new": (201, "live"),
+    "replace": (201, "live"),
+    "identical": (200, "live"),
+    "cancel": (200, "cancelled"),
+    "status": (200, None),
+}
 _JSON = {"Content-Type": "application/json"}
 _USER_SEEDS = itertools.count()
 
 
-def _check(response: Any, status: int, code: str | None = None) -> None:
-    """Mark a ``catch_response`` response as success iff it has ``status`` (and ``code``)."""
+def _check(
+    response: Any, status: int, code: str | None = None, bid_status: str | None = None
+) -> None:
+    """Success iff ``status`` and, if given, the problem ``code`` or the receipt's bid status."""
     if response.status_code != status:
         response.failure(f"expected {status}, got {response.status_code}: {response.text[:200]}")
         return
+    if bid_status is not None:
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = {}
+        if body.get("status") != bid_status or "service_signature" not in body.get("receipt", {}):
+            response.failure(f"expected a signed receipt of a {bid_status} bid: {body}")
+            return
     if code is not None:
         try:
             got = orjson.loads(response.content).get("code")
@@ -108,7 +125,7 @@ class Bidder(FastHttpUser):
                 name=name,
                 catch_response=True,
             ) as r:
-                _check(r, _EXPECTED[kind])
+                _check(r, _EXPECTED[kind][0], bid_status=_EXPECTED[kind][1])
 
 
 class Claimant(FastHttpUser):
