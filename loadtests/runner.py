@@ -381,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
             "healthz": h_rate,
             "healthz_p99": health.pct(0.99),
             "failures": unexpected,
+            "cpu": main_phase.cpu,
+            "rows": {
+                n: {"ok": r["ok"], "failures": r["failures"]} for n, r in main_phase.rows.items()
+            },
         }
         if args.scenario == "intake":
             failures += _check_intake_store(store, auction["auction_id"], main_phase, args.users)
@@ -404,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         for db in work.glob("qev-*.db*"):
             db.unlink()
     if args.out:
-        args.out.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        args.out.write_bytes(
+            orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        )
     print(f"\nwork dir: {work}")
     if args.short and failures:
         print(f"FAIL: {failures} unexpected failures")
@@ -502,6 +508,7 @@ def _raw_phase(
         "healthz": h_rate,
         "healthz_p99": health.pct(0.99),
         "statuses": main_phase.report["statuses"],
+        "cpu": main_phase.cpu,
     }
     return main_phase.count(ok=False)
 
