@@ -49,7 +49,9 @@ def _free_port() -> int:
 def _seal_range(args: tuple[dict, int, int, str]) -> list[bytes]:
     auction, start, end, seed = args
     domain = Eip712Domain(
-        auction["eip712"]["name"], auction["eip712"]["version"], auction["chain_id"],
+        auction["eip712"]["name"],
+        auction["eip712"]["version"],
+        auction["chain_id"],
         parse_address(auction["settlement"]),
     )
     pk = from_hex(auction["public_key"], 32)
@@ -58,18 +60,25 @@ def _seal_range(args: tuple[dict, int, int, str]) -> list[bytes]:
     for i in range(start, end):
         signer = Signer(holder_key(seed, i))
         env = seal_bid(signer, Bid(t, i, 10**18 * 10, 10 + i % 9990, 0), domain, pk)
-        body = orjson.dumps({
-            "redemption_id": str(i), "controller": to_checksum_address(signer.address),
-            "ciphertext": to_hex(env.ciphertext), "signature": to_hex(env.signature),
-        })
+        body = orjson.dumps(
+            {
+                "redemption_id": str(i),
+                "controller": to_checksum_address(signer.address),
+                "ciphertext": to_hex(env.ciphertext),
+                "signature": to_hex(env.signature),
+            }
+        )
         out.append(
             f"POST /v1/auctions/{t}/bids HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
         )
     return out
 
 
-async def _drive(port: int, requests: list[bytes], connections: int) -> tuple[float, list[float], dict[int, int]]:
+async def _drive(
+    port: int, requests: list[bytes], connections: int
+) -> tuple[float, list[float], dict[int, int]]:
     queue = list(reversed(requests))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -119,40 +128,71 @@ def main() -> int:
     store = f"sqlite:///{tmp / 'qev.db'}" if args.store == "sqlite" else f"{PG}?schema={schema}"
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clearing.api.devserver", "--store", store, "--data", str(tmp),
-         "--port", str(port), "--workers", str(args.workers), "--seed", seed,
-         "--holders", str(args.bids), "--genesis", str(current_genesis())],
+        [
+            sys.executable,
+            "-m",
+            "clearing.api.devserver",
+            "--store",
+            store,
+            "--data",
+            str(tmp),
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--seed",
+            seed,
+            "--holders",
+            str(args.bids),
+            "--genesis",
+            str(current_genesis()),
+        ],
         cwd=ROOT,
     )
     try:
         for _ in range(200):
             try:
-                auction = httpx.get(f"http://127.0.0.1:{port}/v1/auctions/current", timeout=1).json()
+                auction = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/auctions/current", timeout=1
+                ).json()
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
         t = time.perf_counter()
         step = -(-args.bids // 8)
         with ProcessPoolExecutor(2) as pool:
-            parts = pool.map(_seal_range, [(auction, s, min(s + step, args.bids), seed) for s in range(0, args.bids, step)])
+            parts = pool.map(
+                _seal_range,
+                [(auction, s, min(s + step, args.bids), seed) for s in range(0, args.bids, step)],
+            )
             requests = [r for part in parts for r in part]
         print(f"sealed {len(requests)} bids in {time.perf_counter() - t:.1f} s (not timed below)")
         elapsed, lat, statuses = asyncio.run(_drive(port, requests, args.connections))
         acked = statuses.get(201, 0) + statuses.get(200, 0)
         rate = acked / elapsed
-        health = [f"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".encode()] * args.bids
+        health = [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"] * args.bids
         h_elapsed, h_lat, h_status = asyncio.run(_drive(port, health, args.connections))
         h_rate = h_status.get(200, 0) / h_elapsed
         print(f"store={args.store} workers={args.workers} connections={args.connections}")
-        print(f"intake : {rate:8.0f} acked bids/s  p50 {_pct(lat, .5):6.1f} ms  p99 {_pct(lat, .99):6.1f} ms  statuses {statuses}")
-        print(f"healthz: {h_rate:8.0f} req/s        p50 {_pct(h_lat, .5):6.1f} ms  p99 {_pct(h_lat, .99):6.1f} ms")
-        print(f"ratio intake/healthz: {rate / h_rate:.2f}  (targets: >= 1500 bids/s, p99 <= 100 ms, ratio >= 0.5)")
+        print(
+            f"intake : {rate:8.0f} acked bids/s  p50 {_pct(lat, 0.5):6.1f} ms  "
+            f"p99 {_pct(lat, 0.99):6.1f} ms  statuses {statuses}"
+        )
+        print(
+            f"healthz: {h_rate:8.0f} req/s        p50 {_pct(h_lat, 0.5):6.1f} ms  "
+            f"p99 {_pct(h_lat, 0.99):6.1f} ms"
+        )
+        print(
+            f"ratio intake/healthz: {rate / h_rate:.2f}  "
+            "(targets: >= 1500 bids/s, p99 <= 100 ms, ratio >= 0.5)"
+        )
         return 0 if acked == args.bids else 1
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         if args.store == "postgres":
             import psycopg
+
             with psycopg.connect(PG, autocommit=True) as c:
                 c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
