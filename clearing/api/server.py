@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from clearing.store.group_commit import GroupCommitter
 from fastapi import FastAPI
 
 from clearing.api.app import create_app
@@ -24,6 +23,7 @@ from clearing.hexcodec import parse_address
 from clearing.redemptions import RedemptionReader
 from clearing.store import open_store
 from clearing.store.base import BidStore
+from clearing.store.group_commit import GroupCommitter
 
 
 def build_app(
