@@ -26,6 +26,7 @@ from clearing.api.schemas import (
     ReceiptResponse,
 )
 from clearing.api.service import ClearingService
+from clearing.hexcodec import parse_uint
 from clearing.store.artifacts import ALLOCATION_TREE, KEY, RESULT
 from qev.errors import PayloadTooLargeError, QevError
 
@@ -196,7 +197,7 @@ def create_app(
         body: CancelRequest, auction_id: int = AuctionId, redemption_id: str = RedemptionId
     ) -> Any:
         app.state.controller_limit.take(body.controller.lower(), "controller")
-        ack = await service.cancel(auction_id, int(redemption_id), body.model_dump())
+        ack = await service.cancel(auction_id, parse_uint(redemption_id), body.model_dump())
         metrics.bids.labels("cancelled").inc()
         return {"receipt": ack.receipt, "status": ack.status}
 
@@ -206,7 +207,7 @@ def create_app(
         responses=problem_responses,
     )
     async def get_bid(auction_id: int = AuctionId, redemption_id: str = RedemptionId) -> Any:
-        return service.bid_status(auction_id, int(redemption_id))
+        return service.bid_status(auction_id, parse_uint(redemption_id))
 
     @app.get(
         "/v1/auctions/{auction_id}/book", response_model=BookResponse, responses=problem_responses
@@ -224,7 +225,7 @@ def create_app(
         responses=problem_responses,
     )
     async def get_allocation(auction_id: int = AuctionId, redemption_id: str = RedemptionId) -> Any:
-        return service.allocation(auction_id, int(redemption_id))
+        return service.allocation(auction_id, parse_uint(redemption_id))
 
     @app.get("/v1/auctions/{auction_id}/allocation-tree", responses=problem_responses)
     async def get_allocation_tree(auction_id: int = AuctionId) -> Response:

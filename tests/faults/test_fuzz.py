@@ -144,10 +144,6 @@ def test_fuzz_case_count():
 
 
 _BIG = [0, 2**256 - 1, 2**256, 10**78 - 1]  # the path pattern admits up to 78 digits
-_OVERFLOW = pytest.mark.xfail(
-    reason="BUG (issue 7 report): redemption_id >= 2^256 passes the path pattern and "
-    "u256_to_bytes raises OverflowError in store.history -> 500 internal",
-)
 
 
 @pytest.fixture(scope="module")
@@ -164,11 +160,7 @@ def dev_service(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("route", "rid"),
-    [
-        pytest.param(route, rid, marks=_OVERFLOW if route == "bids" and rid >= 2**256 else ())
-        for route in ("bids", "allocations")
-        for rid in _BIG
-    ],
+    [pytest.param(route, rid) for route in ("bids", "allocations") for rid in _BIG],
 )
 @pytest.mark.parametrize("when", ["current", "past"])
 def test_boundary_redemption_ids(dev_service, route, rid, when):

@@ -4,7 +4,7 @@ Each round restarts the service on the same database and drives new bids plus re
 of earlier rounds' bids over 32 connections, then SIGKILLs the whole process group once a
 random number of receipts has come back. After the last round every acknowledged envelope
 must be in the store with the sequence and hash its receipt named: lost acks must be 0.
-The CI variant does 5 rounds; ``QEV_FAULTS_LONG=1`` runs the full 20.
+It always does the full 20 rounds of issue 7 (about 60-100 s here).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from __future__ import annotations
 import random
 import threading
 
-import pytest
-
 from clearing.store import open_store
 from clearing.store.base import BidStatus
 from loadtests.harness import DevService, http_request, run_drive, seal_many, stable_genesis
-from tests.faults.conftest import long_only, receipt_key
+from tests.faults.conftest import receipt_key
 
 SEED = "kill9"
 PER_ROUND = 600  # new bids per round (+ a quarter as many replacements)
@@ -44,7 +42,7 @@ def _kill_rounds(tmp_path, rounds: int) -> dict[str, int]:
             specs += [(i, i, 5000 + i % 4990) for i in range(prev, prev + PER_ROUND // 4)]
     sealed = seal_many(auction, SEED, specs)
     acked: list[tuple[int, int, bytes]] = []
-    refused = unexpected = 0
+    refused = reset = unexpected = 0
     pos = 0
     for r in range(rounds):
         n = PER_ROUND + (PER_ROUND // 4 if r else 0)
@@ -69,8 +67,10 @@ def _kill_rounds(tmp_path, rounds: int) -> dict[str, int]:
         for reply in replies:
             if reply.status in (200, 201):
                 acked.append(receipt_key(reply.json()))
+            elif reply.error == "refused":
+                refused += 1  # sent after the kill: connection refused (not acknowledged)
             elif reply.status == 0:
-                refused += 1  # no response: connection reset or refused (not acknowledged)
+                reset += 1  # in flight at the kill: connection reset, outcome unknown
             else:
                 unexpected += 1
     lost = 0
@@ -99,22 +99,15 @@ def _kill_rounds(tmp_path, rounds: int) -> dict[str, int]:
         assert replies[0].status == 201, replies[0].body
     finally:
         service.stop()
-    figures = {"kills": rounds, "acked": len(acked), "refused": refused, "lost": lost,
-               "unexpected": unexpected}  # fmt: skip
+    figures = {"kills": rounds, "acked": len(acked), "in flight (reset)": reset,
+               "refused": refused, "lost": lost, "unexpected": unexpected}  # fmt: skip
     print(f"kill -9: {figures}")
     assert unexpected == 0
     assert lost == 0, f"{lost} acknowledged bids lost"
-    assert len(acked) >= rounds * 50 and refused > 0, figures
+    assert len(acked) >= rounds * 50 and refused + reset > 0, figures
     return figures
 
 
-def test_kill9_under_load_ci(tmp_path):
-    """CI variant: 5 kills (about 15 s)."""
-    _kill_rounds(tmp_path, 5)
-
-
-@pytest.mark.faults_long
-@long_only
 def test_kill9_under_load_20_times(tmp_path):
-    """The full variant of issue 7: 20 kills (about 60 s)."""
+    """Issue 7: 20 kills under load (about 60 s); no acknowledged bid may be lost."""
     _kill_rounds(tmp_path, 20)
