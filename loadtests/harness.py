@@ -293,11 +293,13 @@ def http_request(method: str, path: str, body: bytes = b"") -> bytes:
 
 @dataclass(slots=True)
 class Reply:
-    """One response: ``status`` 0 means no response (connection refused, reset or timeout)."""
+    """One response; ``status`` 0 means none, and ``error`` says why (refused, reset,
+    timeout, not sent)."""
 
     status: int
     body: bytes
     latency: float
+    error: str = ""
 
     def json(self) -> Any:
         """The body as JSON."""
@@ -341,7 +343,7 @@ async def drive(
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         for i in todo:
             if deadline is not None and time.monotonic() > deadline:
-                replies[i] = Reply(0, b"", 0.0)
+                replies[i] = Reply(0, b"", 0.0, "not sent")
                 continue
             t0 = time.perf_counter()
             try:
@@ -352,8 +354,21 @@ async def drive(
                 conn[1].write(requests[i])
                 status, body = await asyncio.wait_for(_read_reply(conn[0]), timeout)
                 replies[i] = Reply(status, body, time.perf_counter() - t0)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
-                replies[i] = Reply(0, b"", time.perf_counter() - t0)
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                TimeoutError,
+                ValueError,
+                IndexError,
+            ) as e:
+                why = (
+                    "refused"
+                    if isinstance(e, ConnectionRefusedError)
+                    else "timeout"
+                    if isinstance(e, TimeoutError)
+                    else "reset"
+                )
+                replies[i] = Reply(0, b"", time.perf_counter() - t0, why)
                 if conn is not None:
                     conn[1].close()
                 conn = None
@@ -363,7 +378,7 @@ async def drive(
             conn[1].close()
 
     await asyncio.gather(*(worker() for _ in range(connections)))
-    return [r if r is not None else Reply(0, b"", 0.0) for r in replies]
+    return [r if r is not None else Reply(0, b"", 0.0, "not sent") for r in replies]
 
 
 def run_drive(
