@@ -328,6 +328,7 @@ async def drive(
     timeout: float = 10.0,
     deadline: float | None = None,
     on_reply: Callable[[int, Reply], None] | None = None,
+    stagger: float = 0.0,
 ) -> list[Reply]:
     """Send ``requests`` over ``connections`` keep-alive connections; replies in order.
 
@@ -335,11 +336,15 @@ async def drive(
     re-opened for the next one; nothing is retried (a retry could hide a lost ack).
     ``deadline`` (monotonic) stops sending: unsent requests get status 0 too.
     ``on_reply(index, reply)`` is called as each reply arrives (on the event loop).
+    ``stagger`` seconds between connection starts: a burst of connects is all accepted by
+    one uvicorn worker (each worker's accept loop drains the shared backlog), a ramp spreads
+    them over the workers as real clients arriving over time would.
     """
     replies: list[Reply | None] = [None] * len(requests)
     todo = iter(range(len(requests)))
 
-    async def worker() -> None:
+    async def worker(k: int) -> None:
+        await asyncio.sleep(k * stagger)
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         for i in todo:
             if deadline is not None and time.monotonic() > deadline:
@@ -377,7 +382,7 @@ async def drive(
         if conn is not None:
             conn[1].close()
 
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    await asyncio.gather(*(worker(k) for k in range(connections)))
     return [r if r is not None else Reply(0, b"", 0.0, "not sent") for r in replies]
 
 

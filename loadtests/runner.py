@@ -60,7 +60,7 @@ class Phase:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> stats
     failures: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
-    cpu: dict[str, float] = field(default_factory=dict)  # cores used: service, generator
+    cpu: dict[str, Any] = field(default_factory=dict)  # cores used: service, generator, machine
 
     def count(self, names: tuple[str, ...] | None = None, ok: bool = True) -> int:
         """Successful (or failed) requests of ``names`` (all when None)."""
@@ -89,16 +89,25 @@ class Phase:
         return max(hist)
 
 
-def _service_cpu(service: DevService) -> float:
-    """CPU seconds used so far by the service's processes (supervisor and workers)."""
+def _service_cpu(service: DevService) -> dict[int, float]:
+    """CPU seconds used so far by each of the service's processes (supervisor, workers)."""
     assert service.proc is not None
     root = psutil.Process(service.proc.pid)
-    total = 0.0
+    out = {}
     for p in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
-            total += t.user + t.system
-    return total
+            out[p.pid] = t.user + t.system
+    return out
+
+
+def _cpu_split(before: dict[int, float], after: dict[int, float], seconds: float) -> dict:
+    """Cores used by the service in all, and by each process that used a tenth or more."""
+    per = {pid: (after[pid] - before.get(pid, 0.0)) / seconds for pid in after}
+    return {
+        "service": sum(per.values()),
+        "service_processes": sorted((round(v, 2) for v in per.values() if v >= 0.1), reverse=True),
+    }
 
 
 def _busy() -> float:
@@ -164,7 +173,7 @@ def _locust(
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = {
-        "service": (_service_cpu(service) - service_cpu) / wall,
+        **_cpu_split(service_cpu, _service_cpu(service), wall),
         "generator": (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
         / wall,
         "machine": (_busy() - busy) / wall,
@@ -206,10 +215,11 @@ def _raw(
 ) -> Phase:
     started, service_cpu, own_cpu = time.perf_counter(), _service_cpu(service), time.process_time()
     busy = _busy()
-    replies = run_drive(service.port, requests, connections, timeout=10.0)
+    # connections ramp up over 1 s, as locust spawns its users (-r = -u)
+    replies = run_drive(service.port, requests, connections, timeout=10.0, stagger=1 / connections)
     seconds = time.perf_counter() - started
     cpu = {
-        "service": (_service_cpu(service) - service_cpu) / seconds,
+        **_cpu_split(service_cpu, _service_cpu(service), seconds),
         "generator": (time.process_time() - own_cpu) / seconds,
         "machine": (_busy() - busy) / seconds,
     }
@@ -229,7 +239,8 @@ def _raw(
 
 def _print_phase(p: Phase, names: list[str] | None = None) -> None:
     cpu = (
-        f"  (CPU cores busy: service {p.cpu['service']:.2f}, generator "
+        f"  (CPU cores busy: service {p.cpu['service']:.2f} "
+        f"{'+'.join(str(c) for c in p.cpu.get('service_processes', []))}, generator "
         f"{p.cpu['generator']:.2f}, whole machine {p.cpu['machine']:.2f} of {os.cpu_count()})"
         if p.cpu
         else ""
