@@ -12,7 +12,8 @@ import orjson
 
 HEADER = (
     "| scenario | store | workers | users | generator | rate/s | p50 ms | p95 ms | p99 ms "
-    "| healthz/s (p99 ms) | ratio | service / generator / machine cores | unexpected failures |\n"
+    "| healthz/s (p99 ms) | ratio | cores: service (per process) / generator / other "
+    "| unexpected failures |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
@@ -25,7 +26,12 @@ def rows(doc: dict) -> list[str]:
         if not m:
             continue
         cpu = m.get("cpu") or {}
-        cores = "/".join(f"{cpu.get(k, 0):.2f}" for k in ("service", "generator", "machine"))
+        other = cpu.get("machine", 0) - cpu.get("service", 0) - cpu.get("generator", 0)
+        per = "+".join(str(c) for c in cpu.get("service_processes", []))
+        cores = (
+            f"{cpu.get('service', 0):.2f} ({per}) / {cpu.get('generator', 0):.2f} / "
+            f"{max(other, 0):.2f}"
+        )
         fails = m.get("failures", sum(v for k, v in m.get("statuses", {}).items() if k not in (
             "200", "201")))  # fmt: skip
         users = doc["users"] if gen == "locust" else f"{doc['users']} conns"
