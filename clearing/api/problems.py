@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 
 import orjson
@@ -40,7 +41,14 @@ STATUS_BY_CODE: dict[str, int] = {
 KNOWN_CODES = frozenset(STATUS_BY_CODE)
 
 
-def problem(code: str, detail: str, *, status: int | None = None, **extra: object) -> Response:
+def problem(
+    code: str,
+    detail: str,
+    *,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
+) -> Response:
     """A problem+json response with a stable ``code``."""
     status = status or STATUS_BY_CODE.get(code, 500)
     body = {
@@ -51,7 +59,7 @@ def problem(code: str, detail: str, *, status: int | None = None, **extra: objec
         "detail": detail,
         **extra,
     }
-    headers = {}
+    headers = dict(headers or {})
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
     return Response(
@@ -79,7 +87,8 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "malformed" if exc.status_code < 500 else "internal"
         )
-        return problem(code, str(exc.detail), status=exc.status_code)
+        # keep the exception's headers (e.g. ``Allow`` on a 405)
+        return problem(code, str(exc.detail), status=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

@@ -119,7 +119,7 @@ class ClearingService:
             info = self.d.redemptions.redemption(redemption_id)
         except ChainReadError:
             raise
-        except Exception as e:  # any RPC failure is retryable for the client
+        except Exception as e:  # any other reader failure is a retryable chain read
             raise ChainReadError(f"cannot read redemption {redemption_id}") from e
         if info is None or info.controller != controller:
             raise NotControllerError(
@@ -138,10 +138,7 @@ class ClearingService:
             raise MalformedError(f"ciphertext under {self.d.min_ciphertext} bytes")
         signature = from_hex(body["signature"])
         envelope = Envelope(auction_id, redemption_id, controller, ciphertext, signature)
-        try:
-            signer = recover_address(envelope.digest(self.d.domain), signature)
-        except SignatureError:
-            raise
+        signer = recover_address(envelope.digest(self.d.domain), signature)
         if signer != controller:
             raise SignatureError("SealedBid signature does not recover to the controller")
         return envelope

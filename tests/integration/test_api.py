@@ -147,6 +147,7 @@ def test_refusals_have_stable_problem_codes(service: Service):
     assert (r.status_code, _code(r)) == (404, "not_found")
     r = httpx.put(f"{service.url}/v1/auctions/{AUCTION}/bids", json=good)
     assert (r.status_code, _code(r)) == (405, "method_not_allowed")
+    assert "POST" in r.headers["allow"]
     # nothing of the refused requests was stored
     assert _problem(lambda: c.status(AUCTION, 100)).code == "not_found"
 
