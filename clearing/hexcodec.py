@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from clearing.hashing import keccak256
 from qev.errors import AddressError, HexError, MalformedError
 
 UINT256_MAX = (1 << 256) - 1
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def to_hex(data: bytes) -> str:
@@ -18,25 +19,36 @@ def from_hex(text: str, length: int | None = None) -> bytes:
     """Parse ``0x``-prefixed hex (any case) into bytes, optionally of an exact ``length``."""
     if type(text) is not str or not text.startswith("0x") or len(text) % 2:
         raise HexError(f"expected 0x-prefixed hex with an even number of digits, got {text!r:.80}")
-    body = text[2:]
-    if not _HEX.issuperset(body):
+    try:
+        data = bytes.fromhex(text[2:])
+    except ValueError:
+        raise HexError(f"non-hex characters in {text!r:.80}") from None
+    # fromhex skips ASCII whitespace between bytes: a shorter result means there was some
+    if 2 * len(data) != len(text) - 2:
         raise HexError(f"non-hex characters in {text!r:.80}")
-    data = bytes.fromhex(body)
     if length is not None and len(data) != length:
         raise HexError(f"expected {length} bytes, got {len(data)}")
     return data
 
 
+_LETTER_BITS = int.from_bytes(b"\x40" * 40, "big")  # set in 'a'-'f', clear in '0'-'9'
+_LOW_BITS = int.from_bytes(b"\x01" * 40, "big")
+
+
+@lru_cache(maxsize=65_536)
 def to_checksum_address(address: bytes) -> str:
-    """Return the EIP-55 mixed-case form of a 20-byte address."""
+    """Return the EIP-55 mixed-case form of a 20-byte address (memoized: bidders repeat)."""
     if len(address) != 20:
         raise AddressError(f"address must be 20 bytes, got {len(address)}")
-    lower = address.hex()
-    digest = keccak256(lower.encode()).hex()
-    return "0x" + "".join(
-        c.upper() if c.isalpha() and int(d, 16) >= 8 else c
-        for c, d in zip(lower, digest[:40], strict=True)
-    )
+    lower = address.hex().encode()
+    # EIP-55: upper-case the letters whose digest nibble is >= 8. Over all 40 characters
+    # at once: a digest hex digit is >= 8 iff it has bit 3 ('8', '9') or bit 6 ('a'-'f');
+    # a letter has bit 6; clearing bit 5 (0x20) of a lower-case letter upper-cases it.
+    digest = int.from_bytes(keccak256(lower).hex()[:40].encode(), "big")
+    high = ((digest >> 3) | (digest >> 6)) & _LOW_BITS
+    letters = (int.from_bytes(lower, "big") & _LETTER_BITS) >> 6
+    mixed = int.from_bytes(lower, "big") ^ ((high & letters) << 5)
+    return "0x" + mixed.to_bytes(40, "big").decode()
 
 
 def parse_address(text: str) -> bytes:

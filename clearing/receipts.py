@@ -9,6 +9,8 @@ from clearing.hashing import keccak256
 from clearing.model import RECEIPT_TYPES
 from clearing.signing import Signer, eip191_digest, recover_address
 
+_ENCODE_RECEIPT = abi.static_encoder(tuple(RECEIPT_TYPES))
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -25,8 +27,7 @@ class Receipt:
     def digest(self) -> bytes:
         """``keccak256(abi.encode(uint64, uint256, address, bytes32, uint64, uint64))``."""
         return keccak256(
-            abi.encode(
-                RECEIPT_TYPES,
+            _ENCODE_RECEIPT(
                 (
                     self.auction_id,
                     self.redemption_id,
@@ -34,7 +35,7 @@ class Receipt:
                     self.ciphertext_hash,
                     self.sequence,
                     self.received_at,
-                ),
+                )
             )
         )
 

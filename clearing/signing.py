@@ -30,12 +30,13 @@ _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 class Signer:
     """A secp256k1 private key that signs 32-byte digests."""
 
-    __slots__ = ("_key", "address")
+    __slots__ = ("_key", "_secret", "address")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != 32 or not 0 < int.from_bytes(secret, "big") < SECP256K1_N:
             raise BadKeyError("a secp256k1 private key is 32 bytes in 1..n-1")
         self._key = PrivateKey(secret)
+        self._secret = _ffi.new("unsigned char[32]", secret)
         self.address: bytes = public_key_to_address(self._key.public_key.format(compressed=False))
 
     def __repr__(self) -> str:  # never show the key
@@ -45,8 +46,16 @@ class Signer:
         """Sign a 32-byte digest; returns the canonical low-s ``r || s || v`` (v in {27, 28})."""
         if len(digest) != 32:
             raise ValueError("digest must be 32 bytes")
-        sig = self._key.sign_recoverable(digest, hasher=None)
-        return sig[:64] + bytes((sig[64] + 27,))
+        # libsecp256k1 directly (RFC 6979 nonce, always low-s), as in ``recover_address``
+        rsig = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+        if not _lib.secp256k1_ecdsa_sign_recoverable(
+            _CTX.ctx, rsig, digest, self._secret, _ffi.NULL, _ffi.NULL
+        ):  # pragma: no cover - only for an invalid key, refused in __init__
+            raise BadKeyError("secp256k1 refused to sign")
+        out = _ffi.new("unsigned char[64]")
+        recid = _ffi.new("int *")
+        _lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(_CTX.ctx, out, recid, rsig)
+        return bytes(_ffi.buffer(out, 64)) + bytes((recid[0] + 27,))
 
     def sign_eip191(self, digest: bytes) -> bytes:
         """EIP-191 (``personal_sign``) signature over a 32-byte digest."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import eth_abi
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
@@ -114,6 +115,21 @@ def test_eip191_receipt_signature_matches_eth_account(alice):
     ).signature
     assert receipt.service_signature == expected
     assert receipt.signer_address() == alice.address
+
+
+addresses = st.binary(min_size=20, max_size=20)
+hashes = st.binary(min_size=32, max_size=32)
+
+
+@given(u64, u256, addresses, hashes, u64, u64)
+def test_receipt_digest_is_keccak_of_eth_abi_encoding(auction, rid, controller, ct_hash, seq, at):
+    expected = keccak(
+        eth_abi.encode(
+            ["uint64", "uint256", "address", "bytes32", "uint64", "uint64"],
+            [auction, rid, controller, ct_hash, seq, at],
+        )
+    )
+    assert Receipt(auction, rid, controller, ct_hash, seq, at).digest() == expected
 
 
 def test_tampered_receipt_does_not_recover_the_service(alice):
