@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from clearing.store.base import (
@@ -14,6 +15,8 @@ from clearing.store.base import (
     Operation,
     PutBid,
     PutOutcome,
+    PutResult,
+    Result,
     StaleCancelError,
     StoredBid,
     StoreError,
@@ -131,3 +134,98 @@ def cancel_refusal(live: StoredBid | None, op: CancelBid) -> StoreError | None:
 def cancelled(live: StoredBid, op: CancelBid) -> CancelResult:
     """The result of applying a cancel to the live bid."""
     return CancelResult(replace(live, status=BidStatus.CANCELLED, cancel_signature=op.signature))
+
+
+# --- whole-batch planning ---------------------------------------------------------------
+
+Pair = tuple[int, int]  # (auction_id, redemption_id)
+
+
+@dataclass(slots=True)
+class NewRow:
+    """A row a batch inserts; its status is final (a later op of the batch may change it)."""
+
+    bid: StoredBid
+    cancelled_at: int | None = None
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """What a batch of operations does, computed in memory, written with a few statements.
+
+    ``superseded`` and ``cancelled`` name rows that were live before the batch (by the
+    backend's row id); apply them before ``inserts`` (the one-live-bid index).
+    """
+
+    results: list[Result | StoreError] = field(default_factory=list)
+    inserts: list[NewRow] = field(default_factory=list)
+    superseded: list[Hashable] = field(default_factory=list)
+    cancelled: list[tuple[bytes, int, Hashable]] = field(default_factory=list)  # sig, at, id
+    last_sequence: dict[int, int] = field(default_factory=dict)  # only auctions that moved
+
+
+def plan_batch(
+    ops: Sequence[Operation],
+    live: Mapping[Pair, tuple[Hashable, StoredBid]],
+    last_sequence: Mapping[int, int],
+) -> BatchPlan:
+    """Apply ``ops`` in order to the pairs' ``live`` rows (id, bid) before the batch.
+
+    The same rules as one operation at a time (``put_outcome``, ``cancel_refusal``), so a
+    batch equals its operations applied one by one: a later operation sees what an earlier
+    one of the same batch did. ``last_sequence`` is each auction's counter before the batch.
+    """
+    plan = BatchPlan()
+    counters = dict(last_sequence)
+    # pair -> ("db", row id) for a row stored before the batch, or ("new", index in inserts)
+    where: dict[Pair, tuple[str, Hashable]] = {pair: ("db", rid) for pair, (rid, _) in live.items()}
+    current: dict[Pair, StoredBid] = {pair: bid for pair, (_, bid) in live.items()}
+    for op in ops:
+        pair = (op.auction_id, op.redemption_id)
+        before = current.get(pair)
+        if isinstance(op, PutBid):
+            outcome = put_outcome(before, op)
+            if outcome is PutOutcome.IDENTICAL:
+                assert before is not None  # only a live bid can be identical
+                plan.results.append(PutResult(outcome, before))
+                continue
+            if before is not None:
+                _retire(plan, where[pair], BidStatus.SUPERSEDED)
+            sequence = counters.get(op.auction_id, 0) + 1
+            counters[op.auction_id] = sequence
+            bid = new_live_bid(op, sequence)
+            where[pair] = ("new", len(plan.inserts))
+            current[pair] = bid
+            plan.inserts.append(NewRow(bid))
+            plan.results.append(PutResult(outcome, bid))
+        else:
+            refusal = cancel_refusal(before, op)
+            if refusal is not None:
+                plan.results.append(refusal)
+                continue
+            assert before is not None  # cancel_refusal refuses a missing bid
+            _retire(plan, where.pop(pair), BidStatus.CANCELLED, op)
+            del current[pair]
+            plan.results.append(cancelled(before, op))
+    plan.last_sequence = {a: n for a, n in counters.items() if n != last_sequence.get(a, 0)}
+    return plan
+
+
+def _retire(
+    plan: BatchPlan, at: tuple[str, Hashable], status: BidStatus, op: CancelBid | None = None
+) -> None:
+    """Mark the pair's live row (stored or new in this batch) superseded or cancelled."""
+    kind, ref = at
+    if kind == "db":
+        if op is None:
+            plan.superseded.append(ref)
+        else:
+            plan.cancelled.append((op.signature, op.received_at, ref))
+        return
+    assert isinstance(ref, int)
+    row = plan.inserts[ref]
+    if op is None:
+        row.bid = replace(row.bid, status=status)
+    else:
+        row.bid = replace(row.bid, status=status, cancel_signature=op.signature)
+        row.cancelled_at = op.received_at

@@ -1,11 +1,13 @@
 """Group commit: many concurrent asyncio submitters, one ``apply`` (one fsync) per batch.
 
-A single worker thread takes every queued operation (up to ``max_batch``; when fewer are
-waiting and the previous batch showed concurrency, it lingers at most ``max_wait`` seconds
-for more; a lone submitter is never kept waiting), applies them with one
-``store.apply`` call and only then resolves each submitter's future on its own event loop.
-While one batch commits, the next one fills up, so throughput grows with concurrency while
-every acknowledged operation is durable.
+Submitters on an event loop append to that loop's buffer; once per loop turn the buffer is
+handed to a single worker thread as one list (so the threads meet once per turn, not once
+per operation). The worker takes everything handed over (up to ``max_batch`` per
+transaction; when the previous batch showed concurrency it lingers at most ``max_wait``
+seconds for more, a lone submitter is never kept waiting), applies it with one
+``store.apply`` call and only then resolves the submitters' futures, with one wake-up per
+event loop. While one batch commits the next one fills up, so throughput grows with
+concurrency while every acknowledged operation is durable.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import contextlib
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clearing.store._common import check_operation
 from clearing.store.base import (
@@ -35,16 +38,26 @@ class _Pending:
     loop: asyncio.AbstractEventLoop
 
 
+@dataclass(slots=True)
+class _LoopBuffer:
+    """Operations submitted on one event loop since its last hand-over."""
+
+    pending: list[_Pending] = field(default_factory=list)
+    scheduled: bool = False
+
+
 _STOP = object()
+_Delivery = tuple[asyncio.Future[Result], Result | BaseException]
 
 
-def _deliver(future: asyncio.Future[Result], outcome: Result | BaseException) -> None:
-    if future.done():  # the submitter was cancelled; the operation may still have committed
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _deliver(deliveries: list[_Delivery]) -> None:
+    for future, outcome in deliveries:
+        if future.done():  # the submitter was cancelled; the operation may still have committed
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _copy_error(exc: Exception) -> Exception:
@@ -66,7 +79,10 @@ class GroupCommitter:
         self._store = store
         self._max_batch = max_batch
         self._max_wait = max_wait
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Pending] | object] = queue.SimpleQueue()
+        self._buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBuffer] = (
+            weakref.WeakKeyDictionary()
+        )
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._accepting = False
@@ -83,10 +99,11 @@ class GroupCommitter:
             self._thread.start()
 
     def stop(self) -> None:
-        """Refuse new submissions, commit everything already queued, join the worker.
+        """Refuse new submissions, commit everything already handed over, join the worker.
 
         Blocks the calling thread until the queue is drained; from a coroutine use
-        ``await asyncio.to_thread(committer.stop)``.
+        ``await asyncio.to_thread(committer.stop)``. Operations still in a loop's buffer
+        (submitted in the same loop turn as the stop) fail with ``StoreUnavailableError``.
         """
         with self._state_lock:
             thread, self._accepting = self._thread, False
@@ -105,20 +122,33 @@ class GroupCommitter:
         was committed), ``ValueError`` for an operation no store can hold.
         """
         check_operation(op)
+        if not self._accepting:
+            raise StoreUnavailableError("the group committer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
-        with self._state_lock:
-            if not self._accepting:
-                raise StoreUnavailableError("the group committer is not running")
-            self._queue.put(_Pending(op, future, loop))
+        buffer = self._buffers.get(loop)
+        if buffer is None:
+            buffer = self._buffers[loop] = _LoopBuffer()
+        buffer.pending.append(_Pending(op, future, loop))
+        if not buffer.scheduled:
+            buffer.scheduled = True
+            loop.call_soon(self._hand_over, buffer)
         return await future
+
+    def _hand_over(self, buffer: _LoopBuffer) -> None:
+        """On the loop, after this turn's submitters: give their operations to the worker."""
+        items, buffer.pending, buffer.scheduled = buffer.pending, [], False
+        with self._state_lock:
+            if self._accepting:
+                self._queue.put(items)
+                return
+        _deliver([(p.future, StoreUnavailableError("the group committer stopped")) for p in items])
 
     # -- worker ------------------------------------------------------------------------
 
-    def _collect(self, first: _Pending, linger: bool) -> tuple[list[_Pending], bool]:
-        batch = [first]
+    def _collect(self, first: list[_Pending], linger: bool) -> tuple[list[_Pending], bool]:
+        batch = first
         deadline = time.monotonic() + (self._max_wait if linger else 0.0)
-        stop = False
         while len(batch) < self._max_batch:
             try:
                 item = self._queue.get_nowait()
@@ -131,11 +161,10 @@ class GroupCommitter:
                 except queue.Empty:
                     break
             if item is _STOP:
-                stop = True
-                break
-            assert isinstance(item, _Pending)
-            batch.append(item)
-        return batch, stop
+                return batch, True
+            assert isinstance(item, list)
+            batch.extend(item)
+        return batch, False
 
     def _run(self) -> None:
         last_size = 0
@@ -143,23 +172,27 @@ class GroupCommitter:
             item = self._queue.get()
             if item is _STOP:
                 break
-            assert isinstance(item, _Pending)
+            assert isinstance(item, list)
             batch, stop = self._collect(item, linger=last_size > 1)
             last_size = len(batch)
             self._commit(batch)
             if stop:
                 break
-        # Drain anything that slipped in before the stop marker was seen.
+        # Drain anything handed over before the stop marker was seen.
         leftovers: list[_Pending] = []
         with contextlib.suppress(queue.Empty):
             while True:
                 item = self._queue.get_nowait()
-                if isinstance(item, _Pending):
-                    leftovers.append(item)
-        for start in range(0, len(leftovers), self._max_batch):
-            self._commit(leftovers[start : start + self._max_batch])
+                if isinstance(item, list):
+                    leftovers.extend(item)
+        self._commit(leftovers)
 
     def _commit(self, batch: Sequence[_Pending]) -> None:
+        """Apply ``batch`` in transactions of at most ``max_batch``; resolve every future."""
+        for start in range(0, len(batch), self._max_batch):
+            self._commit_one(batch[start : start + self._max_batch])
+
+    def _commit_one(self, batch: Sequence[_Pending]) -> None:
         outcomes: Sequence[Result | BaseException]
         try:
             results: list[Result | StoreError] = self._store.apply([p.op for p in batch])
@@ -170,6 +203,10 @@ class GroupCommitter:
             outcomes = [_copy_error(exc) for _ in batch]
         self.batches += 1
         self.operations += len(batch)
+        # one wake-up per event loop per batch, not one per operation
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
         for pending, outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+        for loop, deliveries in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the submitter's loop is closed
-                pending.loop.call_soon_threadsafe(_deliver, pending.future, outcome)
+                loop.call_soon_threadsafe(_deliver, deliveries)

@@ -4,8 +4,9 @@ Concurrency model. A write batch first locks the sequence-counter row of every a
 touches, in ascending auction order (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``), so
 writers of one auction are serialized for the length of their transaction and sequences are
 handed out in commit order with no gaps from aborted work and no deadlocks between batches.
-Each operation then locks the pair's live row (``SELECT ... FOR UPDATE``); the partial unique
-index ``bids_one_live`` is the backstop. Deadlocks, serialization failures and unique
+The batch then locks the live rows of the pairs it touches (``SELECT ... FOR UPDATE``,
+pipelined) and is planned in memory; the partial unique index ``bids_one_live`` is
+the backstop. Deadlocks, serialization failures and unique
 violations roll the whole batch back and retry it. Every driver or pool failure surfaces as
 ``StoreUnavailableError``.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -23,22 +24,16 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from clearing.store._common import (
-    cancel_refusal,
-    cancelled,
+    NewRow,
+    Pair,
     check_operation,
     check_schema_name,
     load_migrations,
-    new_live_bid,
-    put_outcome,
+    plan_batch,
 )
 from clearing.store.base import (
     BidStatus,
-    CancelBid,
-    CancelResult,
     Operation,
-    PutBid,
-    PutOutcome,
-    PutResult,
     Result,
     StoredBid,
     StoreError,
@@ -81,8 +76,8 @@ _STORE_COUNTERS = (
 )
 _INSERT_BID = (
     "INSERT INTO bids (auction_id, redemption_id, controller, ciphertext, ciphertext_hash, "
-    "signature, sequence, received_at, status) "
-    "VALUES (%s, %s::numeric, %s, %s, %s, %s, %s, %s, 'live')"
+    "signature, sequence, received_at, status, cancel_signature, cancelled_at) "
+    "VALUES (%s, %s::numeric, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _RETRYABLE = (
     pg_errors.SerializationFailure,
@@ -90,6 +85,23 @@ _RETRYABLE = (
     pg_errors.UniqueViolation,
 )
 _MAX_ATTEMPTS = 8
+
+
+def _row_values(row: NewRow) -> tuple[Any, ...]:
+    bid = row.bid
+    return (
+        bid.auction_id,
+        str(bid.redemption_id),
+        bid.controller,
+        bid.ciphertext,
+        bid.ciphertext_hash,
+        bid.signature,
+        bid.sequence,
+        bid.received_at,
+        bid.status.value,
+        bid.cancel_signature,
+        row.cancelled_at,
+    )
 
 
 def _row_to_bid(row: Sequence[Any]) -> StoredBid:
@@ -219,74 +231,53 @@ class PostgresBidStore:
         self._write(run)
 
     def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
-        """Apply ``ops`` in order in one transaction; see ``BidStore.apply``."""
+        """Apply ``ops`` in order in one transaction; see ``BidStore.apply``.
+
+        A few round trips per batch, whatever its size: lock the counters, lock and read
+        the touched pairs' live rows, plan the batch in memory (``plan_batch``), then write
+        it (the inserts pipelined by ``executemany``).
+        """
         for op in ops:
             check_operation(op)
         if not ops:
             return []
         auctions = sorted({op.auction_id for op in ops})
+        pairs = sorted({(op.auction_id, op.redemption_id) for op in ops})
 
         def run(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Result | StoreError]:
-            counters: dict[int, int] = dict(conn.execute(_LOCK_COUNTERS, (auctions,)).fetchall())
-            start = dict(counters)
-            results: list[Result | StoreError] = []
-            for op in ops:
-                if isinstance(op, PutBid):
-                    results.append(self._put(conn, op, counters))
-                else:
-                    results.append(self._cancel(conn, op))
-            changed = [a for a in auctions if counters[a] != start[a]]
-            if changed:
-                conn.execute(_STORE_COUNTERS, (changed, [counters[a] for a in changed]))
-            return results
+            last: dict[int, int] = dict(conn.execute(_LOCK_COUNTERS, (auctions,)).fetchall())
+            live: dict[Pair, tuple[Hashable, StoredBid]] = {}
+            with conn.cursor() as cur:
+                # one equality lookup per pair (the planner always uses bids_one_live for
+                # it, even before the table has statistics), pipelined: one round trip
+                cur.executemany(_SELECT_LIVE_LOCKED, pairs, returning=True)
+                while True:
+                    for row in cur.fetchall():
+                        bid = _row_to_bid(row)
+                        live[(bid.auction_id, bid.redemption_id)] = (row[0], bid)
+                    if not cur.nextset():
+                        break
+            plan = plan_batch(ops, live, last)
+            if plan.superseded:
+                conn.execute(
+                    "UPDATE bids SET status = 'superseded' WHERE id = ANY(%s)", (plan.superseded,)
+                )
+            if plan.cancelled:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "UPDATE bids SET status = 'cancelled', cancel_signature = %s, "
+                        "cancelled_at = %s WHERE id = %s",
+                        plan.cancelled,
+                    )
+            if plan.inserts:
+                with conn.cursor() as cur:
+                    cur.executemany(_INSERT_BID, [_row_values(row) for row in plan.inserts])
+            if plan.last_sequence:
+                changed = sorted(plan.last_sequence)
+                conn.execute(_STORE_COUNTERS, (changed, [plan.last_sequence[a] for a in changed]))
+            return plan.results
 
         return self._write(run)
-
-    @staticmethod
-    def _put(
-        conn: psycopg.Connection[tuple[Any, ...]], op: PutBid, counters: dict[int, int]
-    ) -> PutResult:
-        row = conn.execute(_SELECT_LIVE_LOCKED, (op.auction_id, op.redemption_id)).fetchone()
-        live = None if row is None else _row_to_bid(row)
-        outcome = put_outcome(live, op)
-        if outcome is PutOutcome.IDENTICAL:
-            assert live is not None  # only a live bid can be identical
-            return PutResult(outcome, live)
-        if row is not None:
-            conn.execute("UPDATE bids SET status = 'superseded' WHERE id = %s", (row[0],))
-        counters[op.auction_id] += 1
-        sequence = counters[op.auction_id]
-        conn.execute(
-            _INSERT_BID,
-            (
-                op.auction_id,
-                op.redemption_id,
-                op.controller,
-                op.ciphertext,
-                op.ciphertext_hash,
-                op.signature,
-                sequence,
-                op.received_at,
-            ),
-        )
-        return PutResult(outcome, new_live_bid(op, sequence))
-
-    @staticmethod
-    def _cancel(
-        conn: psycopg.Connection[tuple[Any, ...]], op: CancelBid
-    ) -> CancelResult | StoreError:
-        row = conn.execute(_SELECT_LIVE_LOCKED, (op.auction_id, op.redemption_id)).fetchone()
-        live = None if row is None else _row_to_bid(row)
-        refusal = cancel_refusal(live, op)
-        if refusal is not None:
-            return refusal
-        assert live is not None and row is not None  # cancel_refusal refuses a missing bid
-        conn.execute(
-            "UPDATE bids SET status = 'cancelled', cancel_signature = %s, cancelled_at = %s "
-            "WHERE id = %s",
-            (op.signature, op.received_at, row[0]),
-        )
-        return cancelled(live, op)
 
     def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:
         """The live bid of a pair, if any."""

@@ -1,0 +1,68 @@
+"""A batch equals its operations applied one at a time (results, rows, sequences), both stores.
+
+Batches are planned in memory and written with multi-row statements, so every interaction
+inside one batch (replace twice, put then cancel, cancel then put, identical after replace,
+stale cancels, two auctions) is checked against a store that saw one operation per call.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from clearing.store.base import BidStore, Operation, StoreError
+from clearing.store.sqlite import SqliteBidStore
+from tests.store.conftest import cancel_op, put_op
+
+AUCTIONS = (1_767_225_600, 1_769_817_600)
+
+
+def _scenario(rnd: random.Random, n: int) -> list[Operation]:
+    """Random puts (some identical resubmissions) and cancels (some stale) on few pairs."""
+    ops: list[Operation] = []
+    seen: dict[tuple[int, int], list[str]] = {}
+    for _ in range(n):
+        auction, rid = rnd.choice(AUCTIONS), rnd.randrange(4)
+        tags = seen.setdefault((auction, rid), [])
+        if tags and rnd.random() < 0.3:
+            tag = rnd.choice(tags)  # a cancel naming a current or an older envelope
+            ops.append(cancel_op(auction, rid, put_op(auction, rid, tag).ciphertext_hash))
+            continue
+        tag = rnd.choice(tags) if tags and rnd.random() < 0.25 else f"{rid}-{rnd.random()}"
+        tags.append(tag)
+        ops.append(put_op(auction, rid, tag, received_at=1_000 + len(ops)))
+    return ops
+
+
+def _outcome(result: object) -> object:
+    if isinstance(result, StoreError):
+        return type(result).__name__
+    return result
+
+
+def _rows(store: BidStore) -> list[object]:
+    return [store.history(a, rid) for a in AUCTIONS for rid in range(4)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_batches_equal_one_at_a_time(store: BidStore, tmp_path: Path, seed: int) -> None:
+    rnd = random.Random(seed)
+    ops = _scenario(rnd, 60)
+    reference = SqliteBidStore(tmp_path / "reference.db")
+    reference.migrate()
+    try:
+        expected = [_outcome(reference.apply([op])[0]) for op in ops]
+        got: list[object] = []
+        start = 0
+        while start < len(ops):  # random batch sizes, including one batch of everything
+            size = len(ops) if seed == 0 else rnd.randint(1, 25)
+            got.extend(_outcome(r) for r in store.apply(ops[start : start + size]))
+            start += size
+        assert got == expected
+        assert _rows(store) == _rows(reference)
+        for auction in AUCTIONS:
+            assert store.live_bids(auction) == reference.live_bids(auction)
+    finally:
+        reference.close()
