@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +16,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearing.api import problems
+from clearing.api.jsonbody import (
+    ClientDisconnectedError,
+    is_json_content_type,
+    read_body,
+    string_fields,
+)
 from clearing.api.metrics import ServiceMetrics
 from clearing.api.ratelimit import TokenBuckets
 from clearing.api.schemas import (
@@ -28,80 +36,148 @@ from clearing.api.schemas import (
 from clearing.api.service import ClearingService
 from clearing.hexcodec import parse_uint
 from clearing.store.artifacts import ALLOCATION_TREE, KEY, RESULT
-from qev.errors import PayloadTooLargeError, QevError
+from qev.errors import MalformedError, PayloadTooLargeError, QevError
 
 UINT256_PATH = r"^(0|[1-9][0-9]{0,77})$"
 
 
-class BodyLimitAndMetrics:
-    """Pure ASGI middleware: body size cap (413 problem), per-client rate limit, metrics."""
+BIDS_PATH = re.compile(r"^/v1/auctions/(0|[1-9][0-9]{0,19})/bids$")
+BIDS_ROUTE = "/v1/auctions/{auction_id}/bids"
+BID_FIELDS = ("redemption_id", "controller", "ciphertext", "signature")
+UNLIMITED_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+log = logging.getLogger("qev.api")
+
+#: ``await accept(auction_id, fields) -> (status, body)``: one bid write, done (or raise).
+Accept = Callable[[int, dict[str, str]], Awaitable[tuple[int, bytes]]]
+
+
+class Edge:
+    """Pure ASGI front of every HTTP request: body cap (413), per-client limit, metrics.
+
+    It also serves the hot path, ``POST /v1/auctions/{id}/bids``, without the framework's
+    per-request machinery (routing, dependency solving, model validation): the body is
+    checked by ``jsonbody.string_fields`` to the same rules as ``BidRequest`` and handed to
+    the same ``accept`` function the documented FastAPI route calls. Anything else, and any
+    path this fast matcher does not take, goes to the FastAPI app unchanged.
+    """
 
     def __init__(
         self,
-        app: ASGIApp,
+        inner: ASGIApp,
+        *,
+        accept: Accept,
         max_body: int,
         metrics: ServiceMetrics,
         client_limit: TokenBuckets,
     ) -> None:
-        self.app, self.max_body, self.metrics, self.client_limit = (
-            app,
-            max_body,
-            metrics,
-            client_limit,
-        )
+        self.inner, self.accept, self.max_body = inner, accept, max_body
+        self.metrics, self.client_limit = metrics, client_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         started = time.perf_counter()
-        status_holder = {"status": 500}
+        status = 500
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
+                status = message["status"]
             await send(message)
 
-        error = self._precheck(scope)
-        if error is not None:
-            await error(scope, receive, send_wrapper)
-        else:
-            received = 0
+        received = 0
 
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body:
-                        raise PayloadTooLargeError(f"body over {self.max_body} bytes")
-                return message
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise PayloadTooLargeError(f"body over {self.max_body} bytes")
+            return message
 
-            try:
-                await self.app(scope, limited_receive, send_wrapper)
-            except PayloadTooLargeError as e:
-                await problems.problem(e.code, e.detail)(scope, receive, send_wrapper)
-        route = scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        self.metrics.requests.labels(path, str(status_holder["status"])).inc()
-        self.metrics.latency.labels(path).observe(time.perf_counter() - started)
-
-    def _precheck(self, scope: Scope) -> Response | None:
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
+        route = "unmatched"
+        try:
+            headers = dict(scope["headers"])
+            refusal = self._precheck(scope, headers)
+            fast = (
+                BIDS_PATH.match(scope["path"])
+                if refusal is None and scope["method"] == "POST"
+                else None
+            )
+            if refusal is not None:
+                await refusal(scope, receive, send_wrapper)
+            elif fast is not None and int(fast.group(1)) < 2**64:
+                route = BIDS_ROUTE
+                await self._post_bid(int(fast.group(1)), headers, limited_receive, send_wrapper)
+            else:
                 try:
-                    too_big = int(value) > self.max_body
-                except ValueError:
-                    return problems.problem("malformed", "invalid Content-Length")
-                if too_big:
-                    return problems.problem("payload_too_large", f"body over {self.max_body} bytes")
-        if scope["path"] not in ("/healthz", "/readyz", "/metrics"):
+                    await self.inner(scope, limited_receive, send_wrapper)
+                except PayloadTooLargeError as e:
+                    await problems.problem_for(e)(scope, receive, send_wrapper)
+                route = getattr(scope.get("route"), "path", "unmatched")
+        finally:
+            self.metrics.observe_request(route, status, time.perf_counter() - started)
+
+    def _precheck(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body
+            except ValueError:
+                return problems.problem("malformed", "invalid Content-Length")
+            if too_big:
+                return problems.problem("payload_too_large", f"body over {self.max_body} bytes")
+        if scope["path"] not in UNLIMITED_PATHS:
             client = scope.get("client")
             try:
                 self.client_limit.take(client[0] if client else "unknown", "client")
             except QevError as e:
-                return problems.problem(e.code, e.detail, retry_after=getattr(e, "retry_after", 1))
+                return problems.problem_for(e)
         return None
+
+    async def _post_bid(
+        self, auction_id: int, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
+        try:
+            body = await read_body(receive)
+            if not is_json_content_type(headers.get(b"content-type")):
+                raise MalformedError("body: Content-Type must be application/json")
+            status, payload = await self.accept(auction_id, string_fields(body, BID_FIELDS))
+        except ClientDisconnectedError:
+            return
+        except QevError as e:
+            response = problems.problem_for(e)
+        except Exception:  # the framework's ServerErrorMiddleware is not on this path
+            log.exception("unexpected error in bid intake")
+            response = problems.problem("internal", "unexpected server error")
+        else:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": payload})
+            return
+        await response({"type": "http"}, receive, send)
+
+
+class QevApp(FastAPI):
+    """The FastAPI app with the ``Edge`` in front of every HTTP request."""
+
+    edge: Edge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.edge is not None:
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The FastAPI/Starlette stack alone (what the edge falls back to)."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -112,7 +188,7 @@ def create_app(
     controller_limit: TokenBuckets | None = None,
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
-) -> FastAPI:
+) -> QevApp:
     """Build the app around a ``ClearingService`` (everything it uses is passed in)."""
     metrics = ServiceMetrics()
     no_limit = TokenBuckets(0, 0, time.monotonic)
@@ -129,17 +205,15 @@ def create_app(
             if on_shutdown:
                 await on_shutdown()
 
-    app = FastAPI(
+    app = QevApp(
         title="qev clearing service",
         version="1",
         description="Sealed-bid QEV auctions for sUSDai redemptions (DESIGN 4).",
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(
-        BodyLimitAndMetrics, max_body=max_body, metrics=metrics, client_limit=clients
-    )
     app.state.metrics = metrics
+    metrics.watch_committer(service.d.committer)
     app.state.service = service
     app.state.controller_limit = controllers
 
@@ -161,8 +235,22 @@ def create_app(
     async def get_auction(auction_id: int = AuctionId) -> Any:
         return service.auction(auction_id)
 
+    async def accept(auction_id: int, fields: dict[str, str]) -> tuple[int, bytes]:
+        """One bid write: controller limit, durable submit, metrics, the receipt body."""
+        app.state.controller_limit.take(fields["controller"].lower(), "controller")
+        started = time.perf_counter()
+        try:
+            ack = await service.submit(auction_id, fields)
+        except QevError as e:
+            metrics.bid_outcome(e.code)
+            raise
+        metrics.commit.observe(time.perf_counter() - started)
+        metrics.bid_outcome(ack.outcome)
+        body = orjson.dumps({"receipt": ack.receipt, "status": ack.status})
+        return (201 if ack.created else 200), body
+
     @app.post(
-        "/v1/auctions/{auction_id}/bids",
+        BIDS_ROUTE,
         response_model=ReceiptResponse,
         status_code=201,
         responses={
@@ -171,22 +259,10 @@ def create_app(
         },
     )
     async def post_bid(body: BidRequest, auction_id: int = AuctionId) -> Any:
-        app.state.controller_limit.take(body.controller.lower(), "controller")
-        started = time.perf_counter()
-        try:
-            ack = await service.submit(auction_id, body.model_dump())
-        except QevError as e:
-            metrics.bids.labels(e.code).inc()
-            raise
-        metrics.commit.observe(time.perf_counter() - started)
-        metrics.bids.labels("created" if ack.created else "identical").inc()
-        # Serialized here (no response-model re-validation on the hot path); the route's
-        # response_model still documents the body in the OpenAPI schema.
-        return Response(
-            orjson.dumps({"receipt": ack.receipt, "status": ack.status}),
-            status_code=201 if ack.created else 200,
-            media_type="application/json",
-        )
+        # Normally served by the Edge's fast path (same ``accept``); this route documents
+        # the operation and serves any request the fast matcher leaves to the framework.
+        status, payload = await accept(auction_id, body.model_dump())
+        return Response(payload, status_code=status, media_type="application/json")
 
     @app.delete(
         "/v1/auctions/{auction_id}/bids/{redemption_id}",
@@ -198,7 +274,7 @@ def create_app(
     ) -> Any:
         app.state.controller_limit.take(body.controller.lower(), "controller")
         ack = await service.cancel(auction_id, parse_uint(redemption_id), body.model_dump())
-        metrics.bids.labels("cancelled").inc()
+        metrics.bid_outcome(ack.outcome)
         return {"receipt": ack.receipt, "status": ack.status}
 
     @app.get(
@@ -248,7 +324,10 @@ def create_app(
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.edge = Edge(
+        app.framework, accept=accept, max_body=max_body, metrics=metrics, client_limit=clients
+    )
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["BIDS_ROUTE", "Edge", "QevApp", "create_app"]

@@ -67,14 +67,19 @@ def problem(
     )
 
 
+def problem_for(exc: QevError) -> Response:
+    """The problem response of a domain error (with Retry-After when rate limited)."""
+    if isinstance(exc, RateLimitedError):
+        return problem(exc.code, exc.detail, retry_after=exc.retry_after)
+    return problem(exc.code, exc.detail)
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers that turn every error into a problem."""
 
     @app.exception_handler(QevError)
     async def _qev(_: Request, exc: QevError) -> Response:
-        if isinstance(exc, RateLimitedError):
-            return problem(exc.code, exc.detail, retry_after=exc.retry_after)
-        return problem(exc.code, exc.detail)
+        return problem_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -95,4 +100,4 @@ def install(app: FastAPI) -> None:
         return problem("internal", "unexpected server error")
 
 
-__all__ = ["KNOWN_CODES", "PROBLEM_JSON", "STATUS_BY_CODE", "install", "problem"]
+__all__ = ["KNOWN_CODES", "PROBLEM_JSON", "STATUS_BY_CODE", "install", "problem", "problem_for"]

@@ -20,7 +20,7 @@ from clearing.receipts import Receipt
 from clearing.redemptions import RedemptionReader
 from clearing.signing import Signer, recover_address
 from clearing.store.artifacts import ALLOCATION_TREE, BOOK, KEY, RESULT, SETTLEMENT
-from clearing.store.base import BidStore, CancelBid, PutBid, PutOutcome, StoredBid
+from clearing.store.base import BidStore, CancelBid, PutBid, StoredBid
 from qev.errors import (
     AuctionClosedError,
     AuctionNotClosedError,
@@ -58,7 +58,12 @@ class Acknowledged:
 
     receipt: dict[str, Any]
     status: str
-    created: bool
+    outcome: str  # created, replaced, identical or cancelled
+
+    @property
+    def created(self) -> bool:
+        """True unless this was an identical resubmission (answered 200, not 201)."""
+        return self.outcome != "identical"
 
 
 class ClearingService:
@@ -165,8 +170,7 @@ class ClearingService:
                 now,
             )
         )
-        created = result.outcome is not PutOutcome.IDENTICAL
-        return Acknowledged(self.receipt(result.bid), result.bid.status.value, created)
+        return Acknowledged(self.receipt(result.bid), result.bid.status.value, result.outcome.value)
 
     async def cancel(
         self, auction_id: int, redemption_id: int, body: dict[str, str]
@@ -186,7 +190,7 @@ class ClearingService:
         result = await self.d.committer.submit(
             CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now)
         )
-        return Acknowledged(self.receipt(result.bid), result.bid.status.value, True)
+        return Acknowledged(self.receipt(result.bid), result.bid.status.value, "cancelled")
 
     def receipt(self, bid: StoredBid) -> dict[str, Any]:
         """The signed DESIGN 4 receipt of a stored bid."""
