@@ -77,6 +77,28 @@ class Edge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        headers = dict(scope["headers"])
+        refusal = self._precheck(scope, headers)
+        if refusal is None and scope["method"] == "POST":
+            fast = BIDS_PATH.match(scope["path"])
+            if fast is not None and int(fast.group(1)) < 2**64:
+                status = 500
+                try:
+                    status = await self._post_bid(int(fast.group(1)), headers, receive, send)
+                finally:
+                    self.metrics.observe_request(BIDS_ROUTE, status, time.perf_counter() - started)
+                return
+        await self._framework(scope, receive, send, refusal, started)
+
+    async def _framework(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        refusal: Response | None,
+        started: float,
+    ) -> None:
+        """Everything but the fast path: the FastAPI app, with the cap and metrics."""
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -98,24 +120,14 @@ class Edge:
 
         route = "unmatched"
         try:
-            headers = dict(scope["headers"])
-            refusal = self._precheck(scope, headers)
-            fast = (
-                BIDS_PATH.match(scope["path"])
-                if refusal is None and scope["method"] == "POST"
-                else None
-            )
             if refusal is not None:
                 await refusal(scope, receive, send_wrapper)
-            elif fast is not None and int(fast.group(1)) < 2**64:
-                route = BIDS_ROUTE
-                await self._post_bid(int(fast.group(1)), headers, limited_receive, send_wrapper)
-            else:
-                try:
-                    await self.inner(scope, limited_receive, send_wrapper)
-                except PayloadTooLargeError as e:
-                    await problems.problem_for(e)(scope, receive, send_wrapper)
-                route = getattr(scope.get("route"), "path", "unmatched")
+                return
+            try:
+                await self.inner(scope, limited_receive, send_wrapper)
+            except PayloadTooLargeError as e:
+                await problems.problem_for(e)(scope, receive, send_wrapper)
+            route = getattr(scope.get("route"), "path", "unmatched")
         finally:
             self.metrics.observe_request(route, status, time.perf_counter() - started)
 
@@ -138,14 +150,15 @@ class Edge:
 
     async def _post_bid(
         self, auction_id: int, headers: dict[bytes, bytes], receive: Receive, send: Send
-    ) -> None:
+    ) -> int:
+        """Serve one bid write; returns the status sent (499: the client went away)."""
         try:
-            body = await read_body(receive)
+            body = await read_body(receive, self.max_body)
             if not is_json_content_type(headers.get(b"content-type")):
                 raise MalformedError("body: Content-Type must be application/json")
             status, payload = await self.accept(auction_id, string_fields(body, BID_FIELDS))
         except ClientDisconnectedError:
-            return
+            return 499
         except QevError as e:
             response = problems.problem_for(e)
         except Exception:  # the framework's ServerErrorMiddleware is not on this path
@@ -160,8 +173,9 @@ class Edge:
                 }
             )
             await send({"type": "http.response.body", "body": payload})
-            return
+            return status
         await response({"type": "http"}, receive, send)
+        return response.status_code
 
 
 class QevApp(FastAPI):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import Message, Receive
 
-from qev.errors import MalformedError
+from qev.errors import MalformedError, PayloadTooLargeError
 
 MAX_FIELD_LENGTH = 4096
 
@@ -18,14 +18,19 @@ class ClientDisconnectedError(Exception):
     """The client went away before its request body arrived (nothing to answer)."""
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body (the caller's ``receive`` enforces any size cap)."""
+async def read_body(receive: Receive, max_body: int) -> bytes:
+    """The whole request body; ``PayloadTooLargeError`` as soon as it passes ``max_body``."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnectedError
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body:
+            raise PayloadTooLargeError(f"body over {max_body} bytes")
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

@@ -37,7 +37,10 @@ def build_app(
     store = store or open_store(settings.store_url)
     store.migrate()
     committer = GroupCommitter(
-        store, max_batch=settings.commit_max_batch, max_wait=settings.commit_max_wait
+        store,
+        max_batch=settings.commit_max_batch,
+        max_wait=settings.commit_max_wait,
+        quiet=settings.commit_quiet,
     )
     keys = (
         DerivedAuctionKeys(load_or_create_key(settings.master_secret_file))

@@ -1,13 +1,13 @@
 """Group commit: many concurrent asyncio submitters, one ``apply`` (one fsync) per batch.
 
-Submitters on an event loop append to that loop's buffer; once per loop turn the buffer is
-handed to a single worker thread as one list (so the threads meet once per turn, not once
-per operation). The worker takes everything handed over (up to ``max_batch`` per
-transaction; when the previous batch showed concurrency it lingers at most ``max_wait``
-seconds for more, a lone submitter is never kept waiting), applies it with one
-``store.apply`` call and only then resolves the submitters' futures, with one wake-up per
-event loop. While one batch commits the next one fills up, so throughput grows with
-concurrency while every acknowledged operation is durable.
+Submitters queue their operations for a single worker thread. The worker takes what is
+queued (up to ``max_batch``); when the previous batch showed concurrency it first lingers,
+in short sleeps, while more keeps arriving (at most ``max_wait``; a lone submitter is never
+kept waiting, and sleeping instead of waiting on the queue means submitters never wake it
+one by one). It applies the batch with one ``store.apply`` call and only then resolves the
+submitters' futures, with one wake-up per event loop. While one batch commits the next one
+fills up, so throughput grows with concurrency while every acknowledged operation is
+durable.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import contextlib
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from clearing.store._common import check_operation
 from clearing.store.base import (
@@ -36,14 +35,6 @@ class _Pending:
     op: Operation
     future: asyncio.Future[Result]
     loop: asyncio.AbstractEventLoop
-
-
-@dataclass(slots=True)
-class _LoopBuffer:
-    """Operations submitted on one event loop since its last hand-over."""
-
-    pending: list[_Pending] = field(default_factory=list)
-    scheduled: bool = False
 
 
 _STOP = object()
@@ -72,17 +63,25 @@ def _copy_error(exc: Exception) -> Exception:
 class GroupCommitter:
     """An asyncio front for a ``BidStore`` that batches concurrent writes."""
 
-    def __init__(self, store: BidStore, max_batch: int = 256, max_wait: float = 0.002) -> None:
-        """Wrap ``store``; call ``start()`` before ``submit``."""
-        if max_batch < 1 or max_wait < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait >= 0")
+    def __init__(
+        self,
+        store: BidStore,
+        max_batch: int = 256,
+        max_wait: float = 0.002,
+        quiet: float = 0.0005,
+    ) -> None:
+        """Wrap ``store``; call ``start()`` before ``submit``.
+
+        A batch lingers at most ``max_wait`` seconds for more operations, and stops
+        lingering after ``quiet`` seconds that bring none.
+        """
+        if max_batch < 1 or max_wait < 0 or quiet <= 0:
+            raise ValueError("max_batch must be >= 1, max_wait >= 0 and quiet > 0")
         self._store = store
         self._max_batch = max_batch
         self._max_wait = max_wait
-        self._queue: queue.SimpleQueue[list[_Pending] | object] = queue.SimpleQueue()
-        self._buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBuffer] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._quiet = quiet
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._accepting = False
@@ -122,48 +121,38 @@ class GroupCommitter:
         was committed), ``ValueError`` for an operation no store can hold.
         """
         check_operation(op)
-        if not self._accepting:
-            raise StoreUnavailableError("the group committer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
-        buffer = self._buffers.get(loop)
-        if buffer is None:
-            buffer = self._buffers[loop] = _LoopBuffer()
-        buffer.pending.append(_Pending(op, future, loop))
-        if not buffer.scheduled:
-            buffer.scheduled = True
-            loop.call_soon(self._hand_over, buffer)
+        with self._state_lock:  # never queued behind the stop marker
+            if not self._accepting:
+                raise StoreUnavailableError("the group committer is not running")
+            self._queue.put(_Pending(op, future, loop))
         return await future
-
-    def _hand_over(self, buffer: _LoopBuffer) -> None:
-        """On the loop, after this turn's submitters: give their operations to the worker."""
-        items, buffer.pending, buffer.scheduled = buffer.pending, [], False
-        with self._state_lock:
-            if self._accepting:
-                self._queue.put(items)
-                return
-        _deliver([(p.future, StoreUnavailableError("the group committer stopped")) for p in items])
 
     # -- worker ------------------------------------------------------------------------
 
-    def _collect(self, first: list[_Pending], linger: bool) -> tuple[list[_Pending], bool]:
-        batch = first
-        deadline = time.monotonic() + (self._max_wait if linger else 0.0)
+    def _collect(self, first: _Pending, linger: bool) -> tuple[list[_Pending], bool]:
+        if linger:
+            # Sleep in short steps rather than wait on the queue (submitters then never wake
+            # this thread one by one: each wake-up costs both threads a GIL hand-over), and
+            # stop as soon as a step brings nothing new: the burst has been collected.
+            deadline = time.monotonic() + self._max_wait
+            queued = self._queue.qsize()
+            while queued < self._max_batch - 1 and time.monotonic() < deadline:
+                time.sleep(self._quiet)
+                before, queued = queued, self._queue.qsize()
+                if queued == before:
+                    break
+        batch = [first]
         while len(batch) < self._max_batch:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
+                break
             if item is _STOP:
                 return batch, True
-            assert isinstance(item, list)
-            batch.extend(item)
+            assert isinstance(item, _Pending)
+            batch.append(item)
         return batch, False
 
     def _run(self) -> None:
@@ -172,19 +161,19 @@ class GroupCommitter:
             item = self._queue.get()
             if item is _STOP:
                 break
-            assert isinstance(item, list)
+            assert isinstance(item, _Pending)
             batch, stop = self._collect(item, linger=last_size > 1)
             last_size = len(batch)
             self._commit(batch)
             if stop:
                 break
-        # Drain anything handed over before the stop marker was seen.
+        # Drain anything queued before the stop marker was seen.
         leftovers: list[_Pending] = []
         with contextlib.suppress(queue.Empty):
             while True:
                 item = self._queue.get_nowait()
-                if isinstance(item, list):
-                    leftovers.extend(item)
+                if isinstance(item, _Pending):
+                    leftovers.append(item)
         self._commit(leftovers)
 
     def _commit(self, batch: Sequence[_Pending]) -> None:

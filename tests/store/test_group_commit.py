@@ -131,3 +131,23 @@ def test_stop_drains_and_then_refuses(store: BidStore) -> None:
     results = asyncio.run(main())
     assert len(results) == 100 and len(store.live_bids(A)) == 100
     assert max(counting.applies) <= 8
+
+
+def test_linger_ends_when_a_quiet_step_brings_nothing(store: BidStore) -> None:
+    import time
+
+    counting = CountingStore(store)
+    committer = committer_for(counting, max_wait=5.0, quiet=0.01)
+
+    async def main() -> float:
+        await asyncio.gather(*(committer.submit(put_op(A, r, "x")) for r in range(50)))
+        started = time.perf_counter()  # the last batch had 50: the next one lingers...
+        await committer.submit(put_op(A, 1_000, "alone"))
+        return time.perf_counter() - started  # ...but only one quiet step, not max_wait
+
+    try:
+        elapsed = asyncio.run(main())
+    finally:
+        committer.stop()
+    assert elapsed < 1.0, elapsed
+    assert counting.applies[-1] == 1 and sum(counting.applies) == 51
