@@ -74,10 +74,10 @@ _STORE_COUNTERS = (
     "FROM unnest(%s::bigint[], %s::bigint[]) AS v(auction_id, last_sequence) "
     "WHERE s.auction_id = v.auction_id"
 )
-_INSERT_BID = (
-    "INSERT INTO bids (auction_id, redemption_id, controller, ciphertext, ciphertext_hash, "
-    "signature, sequence, received_at, status, cancel_signature, cancelled_at) "
-    "VALUES (%s, %s::numeric, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# New rows go in with COPY: one round trip and the least work per row on both sides.
+_COPY_BIDS = (
+    "COPY bids (auction_id, redemption_id, controller, ciphertext, ciphertext_hash, "
+    "signature, sequence, received_at, status, cancel_signature, cancelled_at) FROM STDIN"
 )
 _RETRYABLE = (
     pg_errors.SerializationFailure,
@@ -235,7 +235,7 @@ class PostgresBidStore:
 
         A few round trips per batch, whatever its size: lock the counters, lock and read
         the touched pairs' live rows, plan the batch in memory (``plan_batch``), then write
-        it (the inserts pipelined by ``executemany``).
+        it (the inserts with ``COPY``).
         """
         for op in ops:
             check_operation(op)
@@ -270,8 +270,9 @@ class PostgresBidStore:
                         plan.cancelled,
                     )
             if plan.inserts:
-                with conn.cursor() as cur:
-                    cur.executemany(_INSERT_BID, [_row_values(row) for row in plan.inserts])
+                with conn.cursor() as cur, cur.copy(_COPY_BIDS) as copy:
+                    for new in plan.inserts:
+                        copy.write_row(_row_values(new))
             if plan.last_sequence:
                 changed = sorted(plan.last_sequence)
                 conn.execute(_STORE_COUNTERS, (changed, [plan.last_sequence[a] for a in changed]))
