@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=32, help="locust users (fixed)")
     ap.add_argument("--spawn-rate", type=float, default=None, help="default: all at once")
     ap.add_argument("--time", type=int, default=30, help="seconds per phase")
-    ap.add_argument("--pool", type=int, default=None, help="intake flows (default 1400/s)")
+    ap.add_argument("--pool", type=int, default=None, help="intake flows (default 3000/s)")
     ap.add_argument("--claims", type=int, default=2000, help="bids in the cleared auction")
     ap.add_argument("--raw", action="store_true", help="also measure with a raw generator")
     ap.add_argument(
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         args.time, args.users, args.claims = min(args.time, 4), min(args.users, 16), 300
         args.pool = args.pool or 8000
     args.connections = args.connections or args.users
-    pool = args.pool or 1400 * args.time
+    pool = args.pool or 3000 * args.time
     work = Path(tempfile.mkdtemp(prefix="qev-load-"))
     data_dir = CACHE / f"keys-{args.seed}"  # stable keys: cached pre-sealed data stays valid
     genesis = stable_genesis()

@@ -8,6 +8,7 @@ second (group commit, see ``group_commit``). A result is only returned after the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -127,6 +128,13 @@ class BidStore(Protocol):
         A per-operation refusal (``NoLiveBidError``, ``StaleCancelError``) is returned in that
         operation's slot and does not abort the others; an infrastructure failure raises
         ``StoreUnavailableError`` and nothing of the batch is committed.
+        """
+
+    def writer_turn(self) -> AbstractContextManager[None]:
+        """Hold the store's single-writer role, if it has one, across ``apply`` calls.
+
+        The group committer waits for its turn first and gathers what arrives meanwhile, so
+        the time another writer process holds the database becomes batching time.
         """
 
     def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:

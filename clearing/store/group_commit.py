@@ -144,16 +144,20 @@ class GroupCommitter:
                 if queued == before:
                     break
         batch = [first]
+        return batch, self._drain(batch)
+
+    def _drain(self, batch: list[_Pending]) -> bool:
+        """Move queued operations into ``batch`` (up to ``max_batch``); True at the stop mark."""
         while len(batch) < self._max_batch:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return False
             if item is _STOP:
-                return batch, True
+                return True
             assert isinstance(item, _Pending)
             batch.append(item)
-        return batch, False
+        return False
 
     def _run(self) -> None:
         last_size = 0
@@ -163,8 +167,15 @@ class GroupCommitter:
                 break
             assert isinstance(item, _Pending)
             batch, stop = self._collect(item, linger=last_size > 1)
-            last_size = len(batch)
-            self._commit(batch)
+            try:
+                with self._store.writer_turn():
+                    # while another writer process held the database, more arrived
+                    if not stop:
+                        stop = self._drain(batch)
+                    last_size = len(batch)
+                    self._commit(batch)
+            except Exception as exc:  # the turn itself failed (closed store...)
+                self._fail(batch, exc)
             if stop:
                 break
         # Drain anything queued before the stop marker was seen.
@@ -181,6 +192,10 @@ class GroupCommitter:
         for start in range(0, len(batch), self._max_batch):
             self._commit_one(batch[start : start + self._max_batch])
 
+    def _fail(self, batch: Sequence[_Pending], exc: Exception) -> None:
+        """Give every submitter of ``batch`` the failure."""
+        self._resolve(batch, [_copy_error(exc) for _ in batch])
+
     def _commit_one(self, batch: Sequence[_Pending]) -> None:
         outcomes: Sequence[Result | BaseException]
         try:
@@ -192,6 +207,10 @@ class GroupCommitter:
             outcomes = [_copy_error(exc) for _ in batch]
         self.batches += 1
         self.operations += len(batch)
+        self._resolve(batch, outcomes)
+
+    @staticmethod
+    def _resolve(batch: Sequence[_Pending], outcomes: Sequence[Result | BaseException]) -> None:
         # one wake-up per event loop per batch, not one per operation
         by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
         for pending, outcome in zip(batch, outcomes, strict=True):

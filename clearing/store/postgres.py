@@ -13,6 +13,7 @@ violations roll the whole batch back and retry it. Every driver or pool failure 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -279,6 +280,10 @@ class PostgresBidStore:
             return plan.results
 
         return self._write(run)
+
+    def writer_turn(self) -> contextlib.AbstractContextManager[None]:
+        """No single writer here (replicas write concurrently; counters serialize them)."""
+        return contextlib.nullcontext()
 
     def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:
         """The live bid of a pair, if any."""

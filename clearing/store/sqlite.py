@@ -95,15 +95,18 @@ class _ProcessWriteLock:
 
     def __init__(self, db_path: str) -> None:
         self._fd: int | None = None
+        self._depth = 0  # re-entrant for the thread holding the store's writer RLock
         if fcntl is not None and db_path != ":memory:" and not db_path.startswith("file:"):
             self._fd = os.open(db_path + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def __enter__(self) -> None:
-        if self._fd is not None:
+        self._depth += 1
+        if self._depth == 1 and self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks without the GIL
 
     def __exit__(self, *_: object) -> None:
-        if self._fd is not None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
@@ -174,7 +177,7 @@ class SqliteBidStore:
     def __init__(self, path: str | Path) -> None:
         """Open (creating if needed) the database at ``path``; call ``migrate()`` before use."""
         self._path = str(path)
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._readers_lock = threading.Lock()
         self._idle_readers: list[sqlite3.Connection] = []
         self._closed = False
@@ -221,6 +224,12 @@ class SqliteBidStore:
                         self._idle_readers.append(conn)
                 if not keep:
                     conn.close()
+
+    @contextlib.contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        """Hold the writer role: this store's writer lock and the other processes' flock."""
+        with self._write_lock, self._process_lock:
+            yield
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import pytest
 
@@ -32,6 +33,9 @@ class CountingStore:
         self.applies: list[int] = []
         self.fail = False
         self.on_apply: threading.Event | None = None
+
+    def writer_turn(self) -> AbstractContextManager[None]:
+        return self.inner.writer_turn()
 
     def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
         self.applies.append(len(ops))
