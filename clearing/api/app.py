@@ -36,6 +36,7 @@ from clearing.api.schemas import (
 from clearing.api.service import ClearingService
 from clearing.hexcodec import parse_uint
 from clearing.store.artifacts import ALLOCATION_TREE, KEY, RESULT
+from clearing.store.base import StoreUnavailableError
 from qev.errors import MalformedError, PayloadTooLargeError, QevError
 
 UINT256_PATH = r"^(0|[1-9][0-9]{0,77})$"
@@ -303,7 +304,8 @@ def create_app(
         "/v1/auctions/{auction_id}/book", response_model=BookResponse, responses=problem_responses
     )
     async def get_book(auction_id: int = AuctionId) -> Any:
-        return service.book(auction_id)
+        # the frozen bytes as published (documented by BookResponse, not re-validated)
+        return raw_json(service.book(auction_id))
 
     @app.get("/v1/auctions/{auction_id}/result", responses=problem_responses)
     async def get_result(auction_id: int = AuctionId) -> Response:
@@ -331,7 +333,11 @@ def create_app(
 
     @app.get("/readyz", responses=problem_responses)
     async def readyz() -> Any:
+        committer = service.d.committer
+        if committer.store_down:  # answer at once during an outage
+            raise StoreUnavailableError("the last write found the store unavailable")
         service.d.store.ping()
+        committer.store_answered()
         return {"status": "ready"}
 
     @app.get("/metrics", include_in_schema=False)

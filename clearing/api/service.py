@@ -72,6 +72,9 @@ class ClearingService:
     def __init__(self, deps: ServiceDeps) -> None:
         self.d = deps
         self._trees: dict[int, tuple[StandardMerkleTree, dict[int, int]]] = {}
+        # Outcomes never change once a result is published (the keeper re-publishes a
+        # result only to add its settlement), so they are parsed once per auction.
+        self._outcomes: dict[int, dict[str, Any]] = {}
 
     # --- auctions ---------------------------------------------------------------
 
@@ -222,31 +225,41 @@ class ClearingService:
             raise NotFoundError(f"no bid for redemption {redemption_id} in auction {auction_id}")
         latest = next((b for b in history if b.status.value == "live"), history[-1])
         out: dict[str, Any] = {"receipt": self.receipt(latest), "status": latest.status.value}
-        result = self.d.store.get_artifact(auction_id, RESULT)
-        if result is not None and latest.status.value == "live":
-            outcomes = orjson.loads(result).get("outcomes", {})
-            out["outcome"] = outcomes.get(str(redemption_id))
+        if latest.status.value == "live":
+            outcomes = self._published_outcomes(auction_id)
+            if outcomes is not None:
+                out["outcome"] = outcomes.get(str(redemption_id))
         return out
 
-    def book(self, auction_id: int) -> dict[str, Any]:
-        """After close: every live envelope, the bid-book root and its OZ tree dump.
+    def _published_outcomes(self, auction_id: int) -> dict[str, Any] | None:
+        outcomes = self._outcomes.get(auction_id)
+        if outcomes is None:
+            result = self.d.store.get_artifact(auction_id, RESULT)
+            if result is None:
+                return None
+            outcomes = self._outcomes[auction_id] = orjson.loads(result).get("outcomes", {})
+        return outcomes
 
-        Once the keeper has frozen the book, that frozen document is served as is.
+    def book(self, auction_id: int) -> bytes:
+        """After close, as JSON: every live envelope, the bid-book root and its OZ tree dump.
+
+        Once the keeper has frozen the book, that frozen document's bytes are served as is.
         """
         self.check_auction(auction_id)
         if self.d.clock() < auction_id:
             raise AuctionNotClosedError("the book is published after the auction closes")
         frozen = self.d.store.get_artifact(auction_id, BOOK)
         if frozen is not None:
-            doc: dict[str, Any] = orjson.loads(frozen)
-            return doc
+            return frozen
         bids = self.d.store.live_bids(auction_id)
         envelopes = [
             Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
             for b in bids
         ]
-        return book_document(
-            auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
+        return orjson.dumps(
+            book_document(
+                auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
+            )
         )
 
     def artifact(self, auction_id: int, name: str) -> bytes:

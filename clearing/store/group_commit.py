@@ -69,11 +69,14 @@ class GroupCommitter:
         max_batch: int = 256,
         max_wait: float = 0.002,
         quiet: float = 0.0005,
+        cooldown: float = 1.0,
     ) -> None:
         """Wrap ``store``; call ``start()`` before ``submit``.
 
         A batch lingers at most ``max_wait`` seconds for more operations, and stops
-        lingering after ``quiet`` seconds that bring none.
+        lingering after ``quiet`` seconds that bring none. After a batch fails with
+        ``StoreUnavailableError``, submissions fail at once for ``cooldown`` seconds; then
+        one batch probes the store (others keep failing at once while it runs).
         """
         if max_batch < 1 or max_wait < 0 or quiet <= 0:
             raise ValueError("max_batch must be >= 1, max_wait >= 0 and quiet > 0")
@@ -81,6 +84,9 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._quiet = quiet
+        self._cooldown = cooldown
+        self._down = False  # the last batch found the store unavailable
+        self._probe_at = 0.0  # monotonic time from which one submission may probe it
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -113,14 +119,29 @@ class GroupCommitter:
         with self._state_lock:
             self._thread = None
 
+    @property
+    def store_down(self) -> bool:
+        """True while the last batch found the store unavailable and no probe is due yet."""
+        return self._down and time.monotonic() < self._probe_at
+
+    def store_answered(self) -> None:
+        """Another check (a readiness ping) reached the store: stop failing at once."""
+        self._down = False
+
     async def submit(self, op: Operation) -> Result:
         """Queue ``op`` and return its result once its batch is committed.
 
         Raises the operation's ``StoreError`` (``NoLiveBidError``, ``StaleCancelError``) if
         the store refused it, ``StoreUnavailableError`` if the batch failed (nothing of it
-        was committed), ``ValueError`` for an operation no store can hold.
+        was committed) or the store was found unavailable moments ago, ``ValueError`` for
+        an operation no store can hold.
         """
         check_operation(op)
+        if self._down:
+            now = time.monotonic()
+            if now < self._probe_at:
+                raise StoreUnavailableError("the store is unavailable; retry shortly")
+            self._probe_at = now + self._cooldown  # this one probes, the others wait
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         with self._state_lock:  # never queued behind the stop marker
@@ -203,7 +224,11 @@ class GroupCommitter:
             if len(results) != len(batch):
                 raise StoreUnavailableError("store returned a wrong number of results")
             outcomes = results
+            self._down = False
         except Exception as exc:  # every submitter of a failed batch gets the failure
+            if isinstance(exc, StoreUnavailableError):
+                self._probe_at = time.monotonic() + self._cooldown
+                self._down = True
             outcomes = [_copy_error(exc) for _ in batch]
         self.batches += 1
         self.operations += len(batch)

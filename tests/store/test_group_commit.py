@@ -155,3 +155,36 @@ def test_linger_ends_when_a_quiet_step_brings_nothing(store: BidStore) -> None:
         committer.stop()
     assert elapsed < 1.0, elapsed
     assert counting.applies[-1] == 1 and sum(counting.applies) == 51
+
+
+def test_outage_fails_fast_then_one_probe_recovers(store: BidStore) -> None:
+    import time
+
+    counting = CountingStore(store)
+    counting.fail = True
+    committer = committer_for(counting, cooldown=0.2)
+
+    async def main() -> None:
+        first = await asyncio.gather(
+            *(committer.submit(put_op(A, r, "x")) for r in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(e, StoreUnavailableError) for e in first)
+        assert committer.store_down
+        applies = len(counting.applies)
+        started = time.perf_counter()
+        for r in range(20):  # during the cooldown: refused at once, the store is not touched
+            with pytest.raises(StoreUnavailableError):
+                await committer.submit(put_op(A, 100 + r, "y"))
+        assert time.perf_counter() - started < 0.1
+        assert len(counting.applies) == applies
+        await asyncio.sleep(0.25)
+        counting.fail = False  # the store is back: the next submission probes and succeeds
+        probe = await committer.submit(put_op(A, 500, "probe"))
+        assert isinstance(probe, PutResult) and not committer.store_down
+        assert isinstance(await committer.submit(put_op(A, 501, "after")), PutResult)
+
+    try:
+        asyncio.run(main())
+    finally:
+        committer.stop()
+    assert [b.redemption_id for b in store.live_bids(A)] == [500, 501]
