@@ -5,7 +5,7 @@ touches, in ascending auction order (``INSERT ... ON CONFLICT DO UPDATE ... RETU
 writers of one auction are serialized for the length of their transaction and sequences are
 handed out in commit order with no gaps from aborted work and no deadlocks between batches.
 The batch then locks the live rows of the pairs it touches (``SELECT ... FOR UPDATE``,
-pipelined) and is planned in memory; the partial unique index ``bids_one_live`` is
+one statement per auction) and is planned in memory; the partial unique index ``bids_one_live`` is
 the backstop. Deadlocks, serialization failures and unique
 violations roll the whole batch back and retry it. Every driver or pool failure surfaces as
 ``StoreUnavailableError``.
@@ -49,10 +49,14 @@ _SELECT_LIVE = (
     " sequence, received_at, status, cancel_signature FROM bids"
     " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live'"
 )
-_SELECT_LIVE_LOCKED = (
+# One equality lookup per pair, locked, in the order given (ascending): the LATERAL form
+# makes the planner use bids_one_live on both columns even before the table has statistics
+# (``redemption_id = ANY(...)`` then scanned the whole auction).
+_LOCK_LIVE_OF_PAIRS = (
+    "SELECT b.* FROM unnest(%s::numeric[]) AS u(rid) CROSS JOIN LATERAL ("
     "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
     " sequence, received_at, status, cancel_signature FROM bids"
-    " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live' FOR UPDATE"
+    " WHERE auction_id = %s AND redemption_id = u.rid AND status = 'live' FOR UPDATE) AS b"
 )
 _SELECT_LIVE_OF_AUCTION = (
     "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
@@ -234,30 +238,26 @@ class PostgresBidStore:
     def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
         """Apply ``ops`` in order in one transaction; see ``BidStore.apply``.
 
-        A few round trips per batch, whatever its size: lock the counters, lock and read
-        the touched pairs' live rows, plan the batch in memory (``plan_batch``), then write
-        it (the inserts with ``COPY``).
+        A handful of round trips per batch, whatever its size: lock the counters, lock
+        and read the touched pairs' live rows (one statement per auction), plan the batch
+        in memory (``plan_batch``), then write it (the inserts with ``COPY``).
         """
         for op in ops:
             check_operation(op)
         if not ops:
             return []
         auctions = sorted({op.auction_id for op in ops})
-        pairs = sorted({(op.auction_id, op.redemption_id) for op in ops})
+        ids: dict[int, list[str]] = {a: [] for a in auctions}  # uint256 as text for numeric[]
+        for auction_id, redemption_id in sorted({(o.auction_id, o.redemption_id) for o in ops}):
+            ids[auction_id].append(str(redemption_id))
 
         def run(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Result | StoreError]:
             last: dict[int, int] = dict(conn.execute(_LOCK_COUNTERS, (auctions,)).fetchall())
             live: dict[Pair, tuple[Hashable, StoredBid]] = {}
-            with conn.cursor() as cur:
-                # one equality lookup per pair (the planner always uses bids_one_live for
-                # it, even before the table has statistics), pipelined: one round trip
-                cur.executemany(_SELECT_LIVE_LOCKED, pairs, returning=True)
-                while True:
-                    for row in cur.fetchall():
-                        bid = _row_to_bid(row)
-                        live[(bid.auction_id, bid.redemption_id)] = (row[0], bid)
-                    if not cur.nextset():
-                        break
+            for auction_id in auctions:
+                for row in conn.execute(_LOCK_LIVE_OF_PAIRS, (ids[auction_id], auction_id)):
+                    bid = _row_to_bid(row)
+                    live[(bid.auction_id, bid.redemption_id)] = (row[0], bid)
             plan = plan_batch(ops, live, last)
             if plan.superseded:
                 conn.execute(
