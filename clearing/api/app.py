@@ -242,12 +242,15 @@ def create_app(
     def raw_json(body: bytes) -> Response:
         return Response(body, media_type="application/json")
 
+    # Routes that read the store are plain ``def``: FastAPI runs them in its thread pool, so
+    # a PostgreSQL round trip never blocks the event loop that serves bid intake.
+
     @app.get("/v1/auctions/current", response_model=AuctionInfo, responses=problem_responses)
-    async def current_auction() -> Any:
+    def current_auction() -> Any:
         return service.current_auction()
 
     @app.get("/v1/auctions/{auction_id}", response_model=AuctionInfo, responses=problem_responses)
-    async def get_auction(auction_id: int = AuctionId) -> Any:
+    def get_auction(auction_id: int = AuctionId) -> Any:
         return service.auction(auction_id)
 
     async def accept(auction_id: int, fields: dict[str, str]) -> tuple[int, bytes]:
@@ -297,18 +300,18 @@ def create_app(
         response_model=BidStatusResponse,
         responses=problem_responses,
     )
-    async def get_bid(auction_id: int = AuctionId, redemption_id: str = RedemptionId) -> Any:
+    def get_bid(auction_id: int = AuctionId, redemption_id: str = RedemptionId) -> Any:
         return service.bid_status(auction_id, parse_uint(redemption_id))
 
     @app.get(
         "/v1/auctions/{auction_id}/book", response_model=BookResponse, responses=problem_responses
     )
-    async def get_book(auction_id: int = AuctionId) -> Any:
+    def get_book(auction_id: int = AuctionId) -> Any:
         # the frozen bytes as published (documented by BookResponse, not re-validated)
         return raw_json(service.book(auction_id))
 
     @app.get("/v1/auctions/{auction_id}/result", responses=problem_responses)
-    async def get_result(auction_id: int = AuctionId) -> Response:
+    def get_result(auction_id: int = AuctionId) -> Response:
         return raw_json(service.artifact(auction_id, RESULT))
 
     @app.get(
@@ -320,11 +323,11 @@ def create_app(
         return service.allocation(auction_id, parse_uint(redemption_id))
 
     @app.get("/v1/auctions/{auction_id}/allocation-tree", responses=problem_responses)
-    async def get_allocation_tree(auction_id: int = AuctionId) -> Response:
+    def get_allocation_tree(auction_id: int = AuctionId) -> Response:
         return raw_json(service.artifact(auction_id, ALLOCATION_TREE))
 
     @app.get("/v1/auctions/{auction_id}/key", responses=problem_responses)
-    async def get_key(auction_id: int = AuctionId) -> Response:
+    def get_key(auction_id: int = AuctionId) -> Response:
         return raw_json(service.artifact(auction_id, KEY))
 
     @app.get("/healthz")
@@ -332,7 +335,7 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/readyz", responses=problem_responses)
-    async def readyz() -> Any:
+    def readyz() -> Any:
         committer = service.d.committer
         if committer.store_down:  # answer at once during an outage
             raise StoreUnavailableError("the last write found the store unavailable")

@@ -187,9 +187,6 @@ class ClearingService:
         digest = cancel_digest(self.d.domain, auction_id, redemption_id, ciphertext_hash)
         if recover_address(digest, signature) != controller:
             raise SignatureError("CancelBid signature does not recover to the controller")
-        live = self.d.store.live_bid(auction_id, redemption_id)
-        if live is None or live.controller != controller:
-            raise NotFoundError(f"no live bid of this controller for redemption {redemption_id}")
         result = await self.d.committer.submit(
             CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now)
         )

@@ -119,9 +119,10 @@ def put_outcome(live: StoredBid | None, op: PutBid) -> PutOutcome:
 
 def cancel_refusal(live: StoredBid | None, op: CancelBid) -> StoreError | None:
     """Why a cancel cannot apply to the pair's live bid, or None if it can."""
-    if live is None:
+    if live is None or live.controller != op.controller:  # only its controller may cancel
         return NoLiveBidError(
-            f"no live bid for auction {op.auction_id} redemption {op.redemption_id}"
+            f"no live bid of this controller for auction {op.auction_id} "
+            f"redemption {op.redemption_id}"
         )
     if live.ciphertext_hash != op.ciphertext_hash:
         return StaleCancelError(

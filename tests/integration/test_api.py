@@ -65,6 +65,11 @@ def test_bid_replace_identical_cancel_with_verified_receipts(service: Service):
     status = c.status(AUCTION, 100)
     assert status["status"] == "live"
     assert status["receipt"]["ciphertext_hash"] == to_hex(second.envelope.ciphertext_hash)
+    # another holder cannot cancel it, even with a valid signature of their own
+    stranger = _client(service, 1)
+    refused = _problem(lambda: stranger.cancel(AUCTION, 100, second.envelope.ciphertext_hash))
+    assert (refused.status, refused.code) == (404, "not_found")
+    assert c.status(AUCTION, 100)["status"] == "live"
     # cancelling the superseded one is refused; cancelling the live one works
     stale = _problem(lambda: c.cancel(AUCTION, 100, first.envelope.ciphertext_hash))
     assert stale.code == "stale_cancel" and stale.status == 409

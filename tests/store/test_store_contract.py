@@ -112,6 +112,18 @@ def test_cancel_without_live_bid(store: BidStore) -> None:
     assert isinstance(twice, NoLiveBidError)
 
 
+def test_only_the_controller_of_the_live_bid_can_cancel_it(store: BidStore) -> None:
+    from dataclasses import replace
+
+    bid = put(store, A, 7, "a").bid
+    stranger = replace(cancel_op(A, 7, bid.ciphertext_hash), controller=b"\x99" * 20)
+    [result] = store.apply([stranger])
+    assert isinstance(result, NoLiveBidError) and result.code == "not_found"
+    assert store.live_bid(A, 7) == bid
+    [ok] = store.apply([cancel_op(A, 7, bid.ciphertext_hash)])
+    assert isinstance(ok, CancelResult)
+
+
 def test_stale_cancel(store: BidStore) -> None:
     old = put(store, A, 7, "a").bid
     new = put(store, A, 7, "b").bid
