@@ -35,6 +35,7 @@ class KeeperSettings(BaseSettings):
     poll_seconds: float = 30.0
     lookback_auctions: int = 3
     metrics_port: int = 9101
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container that a Prometheus scrapes
 
     def domain_name(self) -> str:
         """The EIP-712 domain name for the configured target."""

@@ -126,7 +126,7 @@ def _cmd_keeper(args: argparse.Namespace) -> int:
         print(f"auction {args.auction}: done {report.done}, already done {report.skipped}")
         return 0
     metrics = KeeperMetrics()
-    start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
     run(
         keeper,
         calendar,
