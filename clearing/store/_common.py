@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
@@ -148,6 +148,23 @@ class NewRow:
 
     bid: StoredBid
     cancelled_at: int | None = None
+
+    def values(self, redemption_id: Callable[[int], object]) -> tuple[object, ...]:
+        """The ``bids`` columns in schema order, the redemption id encoded for the backend."""
+        bid = self.bid
+        return (
+            bid.auction_id,
+            redemption_id(bid.redemption_id),
+            bid.controller,
+            bid.ciphertext,
+            bid.ciphertext_hash,
+            bid.signature,
+            bid.sequence,
+            bid.received_at,
+            bid.status.value,
+            bid.cancel_signature,
+            self.cancelled_at,
+        )
 
 
 @dataclass(slots=True)

@@ -25,7 +25,6 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from clearing.store._common import (
-    NewRow,
     Pair,
     check_operation,
     check_schema_name,
@@ -90,23 +89,6 @@ _RETRYABLE = (
     pg_errors.UniqueViolation,
 )
 _MAX_ATTEMPTS = 8
-
-
-def _row_values(row: NewRow) -> tuple[Any, ...]:
-    bid = row.bid
-    return (
-        bid.auction_id,
-        str(bid.redemption_id),
-        bid.controller,
-        bid.ciphertext,
-        bid.ciphertext_hash,
-        bid.signature,
-        bid.sequence,
-        bid.received_at,
-        bid.status.value,
-        bid.cancel_signature,
-        row.cancelled_at,
-    )
 
 
 def _row_to_bid(row: Sequence[Any]) -> StoredBid:
@@ -273,7 +255,7 @@ class PostgresBidStore:
             if plan.inserts:
                 with conn.cursor() as cur, cur.copy(_COPY_BIDS) as copy:
                     for new in plan.inserts:
-                        copy.write_row(_row_values(new))
+                        copy.write_row(new.values(str))
             if plan.last_sequence:
                 changed = sorted(plan.last_sequence)
                 conn.execute(_STORE_COUNTERS, (changed, [plan.last_sequence[a] for a in changed]))

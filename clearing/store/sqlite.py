@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from clearing.store._common import (
-    NewRow,
     Pair,
     check_operation,
     load_migrations,
@@ -137,23 +136,6 @@ def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
         while len(items) - start >= size:
             yield items[start : start + size]
             start += size
-
-
-def _row_values(row: NewRow) -> tuple[Any, ...]:
-    bid = row.bid
-    return (
-        bid.auction_id,
-        u256_to_bytes(bid.redemption_id),
-        bid.controller,
-        bid.ciphertext,
-        bid.ciphertext_hash,
-        bid.signature,
-        bid.sequence,
-        bid.received_at,
-        bid.status.value,
-        bid.cancel_signature,
-        row.cancelled_at,
-    )
 
 
 def split_statements(script: str) -> list[str]:
@@ -304,7 +286,8 @@ class SqliteBidStore:
                 )
             for chunk in _chunks(plan.inserts):
                 conn.execute(
-                    _INSERT[len(chunk)], [value for row in chunk for value in _row_values(row)]
+                    _INSERT[len(chunk)],
+                    [value for row in chunk for value in row.values(u256_to_bytes)],
                 )
             if plan.last_sequence:
                 conn.executemany(
