@@ -35,9 +35,13 @@ _LETTER_BITS = int.from_bytes(b"\x40" * 40, "big")  # set in 'a'-'f', clear in '
 _LOW_BITS = int.from_bytes(b"\x01" * 40, "big")
 
 
-@lru_cache(maxsize=65_536)
 def to_checksum_address(address: bytes) -> str:
     """Return the EIP-55 mixed-case form of a 20-byte address (memoized: bidders repeat)."""
+    return _checksum(bytes(address))
+
+
+@lru_cache(maxsize=65_536)
+def _checksum(address: bytes) -> str:
     if len(address) != 20:
         raise AddressError(f"address must be 20 bytes, got {len(address)}")
     lower = address.hex().encode()

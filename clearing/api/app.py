@@ -42,13 +42,26 @@ from qev.errors import MalformedError, PayloadTooLargeError, QevError
 UINT256_PATH = r"^(0|[1-9][0-9]{0,77})$"
 
 
-BIDS_PATH = re.compile(r"^/v1/auctions/(0|[1-9][0-9]{0,19})/bids$")
+BIDS_PATH = re.compile(r"/v1/auctions/(0|[1-9][0-9]{0,19})/bids")  # used with fullmatch
 BIDS_ROUTE = "/v1/auctions/{auction_id}/bids"
 BID_FIELDS = ("redemption_id", "controller", "ciphertext", "signature")
 UNLIMITED_PATHS = frozenset(("/healthz", "/readyz", "/metrics"))
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+
 log = logging.getLogger("qev.api")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields ``body`` once, then the connection's own messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
 
 #: ``await accept(auction_id, fields) -> (status, body)``: one bid write, done (or raise).
 Accept = Callable[[int, dict[str, str]], Awaitable[tuple[int, bytes]]]
@@ -81,7 +94,7 @@ class Edge:
         headers = dict(scope["headers"])
         refusal = self._precheck(scope, headers)
         if refusal is None and scope["method"] == "POST":
-            fast = BIDS_PATH.match(scope["path"])
+            fast = BIDS_PATH.fullmatch(scope["path"])
             if fast is not None and int(fast.group(1)) < 2**64:
                 status = 500
                 try:
@@ -108,26 +121,25 @@ class Edge:
                 status = message["status"]
             await send(message)
 
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise PayloadTooLargeError(f"body over {self.max_body} bytes")
-            return message
-
         route = "unmatched"
         try:
             if refusal is not None:
                 await refusal(scope, receive, send_wrapper)
                 return
-            try:
-                await self.inner(scope, limited_receive, send_wrapper)
-            except PayloadTooLargeError as e:
-                await problems.problem_for(e)(scope, receive, send_wrapper)
+            if scope["method"] in _BODY_METHODS:
+                # Read the body here, up to the cap, and replay it: the framework would turn
+                # an error raised from ``receive`` into a 400 instead of the 413 problem.
+                try:
+                    body = await read_body(receive, self.max_body)
+                except PayloadTooLargeError as e:
+                    await problems.problem_for(e)(scope, receive, send_wrapper)
+                    return
+                except ClientDisconnectedError:
+                    status = 499
+                    return
+                await self.inner(scope, _replay(body, receive), send_wrapper)
+            else:
+                await self.inner(scope, receive, send_wrapper)
             route = getattr(scope.get("route"), "path", "unmatched")
         finally:
             self.metrics.observe_request(route, status, time.perf_counter() - started)
@@ -253,12 +265,16 @@ def create_app(
     def get_auction(auction_id: int = AuctionId) -> Any:
         return service.auction(auction_id)
 
+    def charge_controller(controller: bytes) -> None:
+        # only after the request's signature verified: nobody can spend another's budget
+        app.state.controller_limit.take(controller.hex(), "controller")
+
     async def accept(auction_id: int, fields: dict[str, str]) -> tuple[int, bytes]:
-        """One bid write: controller limit, durable submit, metrics, the receipt body."""
-        app.state.controller_limit.take(fields["controller"].lower(), "controller")
+        """One bid write: durable submit (the controller's limit charged once its signature
+        verifies), metrics, the receipt body."""
         started = time.perf_counter()
         try:
-            ack = await service.submit(auction_id, fields)
+            ack = await service.submit(auction_id, fields, admit=charge_controller)
         except QevError as e:
             metrics.bid_outcome(e.code)
             raise
@@ -290,8 +306,9 @@ def create_app(
     async def cancel_bid(
         body: CancelRequest, auction_id: int = AuctionId, redemption_id: str = RedemptionId
     ) -> Any:
-        app.state.controller_limit.take(body.controller.lower(), "controller")
-        ack = await service.cancel(auction_id, parse_uint(redemption_id), body.model_dump())
+        ack = await service.cancel(
+            auction_id, parse_uint(redemption_id), body.model_dump(), admit=charge_controller
+        )
         metrics.bid_outcome(ack.outcome)
         return {"receipt": ack.receipt, "status": ack.status}
 
@@ -319,7 +336,7 @@ def create_app(
         response_model=AllocationResponse,
         responses=problem_responses,
     )
-    async def get_allocation(auction_id: int = AuctionId, redemption_id: str = RedemptionId) -> Any:
+    def get_allocation(auction_id: int = AuctionId, redemption_id: str = RedemptionId) -> Any:
         return service.allocation(auction_id, parse_uint(redemption_id))
 
     @app.get("/v1/auctions/{auction_id}/allocation-tree", responses=problem_responses)

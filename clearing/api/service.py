@@ -151,11 +151,21 @@ class ClearingService:
             raise SignatureError("SealedBid signature does not recover to the controller")
         return envelope
 
-    async def submit(self, auction_id: int, body: dict[str, str]) -> Acknowledged:
-        """Store a sealed bid durably and return its signed receipt."""
+    async def submit(
+        self,
+        auction_id: int,
+        body: dict[str, str],
+        admit: Callable[[bytes], None] | None = None,
+    ) -> Acknowledged:
+        """Store a sealed bid durably and return its signed receipt.
+
+        ``admit(controller)`` runs once the signature verifies (a rate limit raises there).
+        """
         now = self.d.clock()
         self._require_open(auction_id, now)
         envelope = self.parse_envelope(auction_id, body)
+        if admit is not None:
+            admit(envelope.controller)
         if self.d.redemptions.blocking:
             await asyncio.to_thread(
                 self._require_controller, envelope.redemption_id, envelope.controller
@@ -176,9 +186,13 @@ class ClearingService:
         return Acknowledged(self.receipt(result.bid), result.bid.status.value, result.outcome.value)
 
     async def cancel(
-        self, auction_id: int, redemption_id: int, body: dict[str, str]
+        self,
+        auction_id: int,
+        redemption_id: int,
+        body: dict[str, str],
+        admit: Callable[[bytes], None] | None = None,
     ) -> Acknowledged:
-        """Cancel the live bid named by a signed ``CancelBid``."""
+        """Cancel the live bid named by a signed ``CancelBid`` (``admit`` as in ``submit``)."""
         now = self.d.clock()
         self._require_open(auction_id, now)
         controller = parse_address(body["controller"])
@@ -187,6 +201,8 @@ class ClearingService:
         digest = cancel_digest(self.d.domain, auction_id, redemption_id, ciphertext_hash)
         if recover_address(digest, signature) != controller:
             raise SignatureError("CancelBid signature does not recover to the controller")
+        if admit is not None:
+            admit(controller)
         result = await self.d.committer.submit(
             CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now)
         )

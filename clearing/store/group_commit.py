@@ -87,6 +87,7 @@ class GroupCommitter:
         self._cooldown = cooldown
         self._down = False  # the last batch found the store unavailable
         self._probe_at = 0.0  # monotonic time from which one submission may probe it
+        self._probing = False  # a probe is queued or being applied
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -138,10 +139,9 @@ class GroupCommitter:
         """
         check_operation(op)
         if self._down:
-            now = time.monotonic()
-            if now < self._probe_at:
+            if self._probing or time.monotonic() < self._probe_at:
                 raise StoreUnavailableError("the store is unavailable; retry shortly")
-            self._probe_at = now + self._cooldown  # this one probes, the others wait
+            self._probing = True  # this one probes, the others keep failing fast
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         with self._state_lock:  # never queued behind the stop marker
@@ -215,6 +215,10 @@ class GroupCommitter:
 
     def _fail(self, batch: Sequence[_Pending], exc: Exception) -> None:
         """Give every submitter of ``batch`` the failure."""
+        if isinstance(exc, StoreUnavailableError):
+            self._probe_at = time.monotonic() + self._cooldown
+            self._down = True
+        self._probing = False
         self._resolve(batch, [_copy_error(exc) for _ in batch])
 
     def _commit_one(self, batch: Sequence[_Pending]) -> None:
@@ -230,6 +234,7 @@ class GroupCommitter:
                 self._probe_at = time.monotonic() + self._cooldown
                 self._down = True
             outcomes = [_copy_error(exc) for _ in batch]
+        self._probing = False
         self.batches += 1
         self.operations += len(batch)
         self._resolve(batch, outcomes)

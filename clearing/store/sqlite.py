@@ -87,21 +87,43 @@ class _ProcessWriteLock:
 
     SQLite's own lock is correct across processes, but a writer that finds it taken sleeps
     in the busy handler (1, 2, 5, 10 ... ms) instead of waking when it is free: with several
-    uvicorn workers on one file that idles the CPU between group commits. Waiting on this
-    lock first hands the database over as soon as the other writer commits. SQLite's lock
-    still decides correctness (writers that do not use this file stay safe).
+    uvicorn workers on one file that idles the CPU between group commits. Polling this lock
+    in sub-millisecond steps hands the database over soon after the other writer commits;
+    a writer that cannot get it within ``timeout`` (a stuck or stopped peer) gets
+    ``StoreUnavailableError``, as SQLite's busy timeout would give. SQLite's lock still
+    decides correctness (writers that do not use this file stay safe), and where the lock
+    file cannot be opened (read-only directory, another user) SQLite's handler alone is used.
     """
 
-    def __init__(self, db_path: str) -> None:
+    def __init__(self, db_path: str, timeout: float) -> None:
         self._fd: int | None = None
+        self._timeout = timeout
         self._depth = 0  # re-entrant for the thread holding the store's writer RLock
         if fcntl is not None and db_path != ":memory:" and not db_path.startswith("file:"):
-            self._fd = os.open(db_path + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            with contextlib.suppress(OSError):
+                self._fd = os.open(db_path + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o660)
 
     def __enter__(self) -> None:
+        if self._depth == 0 and self._fd is not None:
+            self._acquire(self._fd)
         self._depth += 1
-        if self._depth == 1 and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks without the GIL
+
+    def _acquire(self, fd: int) -> None:
+        deadline = time.monotonic() + self._timeout
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailableError(
+                        f"another writer process held the database for {self._timeout:.0f} s"
+                    ) from None
+            except OSError as exc:
+                raise StoreUnavailableError(f"cannot lock the database: {exc}") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.0005)
 
     def __exit__(self, *_: object) -> None:
         self._depth -= 1
@@ -156,30 +178,36 @@ def split_statements(script: str) -> list[str]:
 class SqliteBidStore:
     """A ``BidStore`` in one SQLite file (the embedded default)."""
 
-    def __init__(self, path: str | Path) -> None:
-        """Open (creating if needed) the database at ``path``; call ``migrate()`` before use."""
+    def __init__(self, path: str | Path, busy_timeout: float = _BUSY_TIMEOUT_MS / 1000) -> None:
+        """Open (creating if needed) the database at ``path``; call ``migrate()`` before use.
+
+        A write waits at most ``busy_timeout`` seconds for another writer process.
+        """
         self._path = str(path)
+        self._busy_timeout = busy_timeout
         self._write_lock = threading.RLock()
         self._readers_lock = threading.Lock()
         self._idle_readers: list[sqlite3.Connection] = []
         self._closed = False
+        self._process_lock = _ProcessWriteLock(self._path, busy_timeout)
         try:
-            self._process_lock = _ProcessWriteLock(self._path)
             self._writer = self._connect()
             mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreUnavailableError(f"cannot enable WAL on {self._path} (got {mode})")
             self._writer.execute("PRAGMA synchronous=FULL")
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StoreUnavailableError) as exc:
+            self._process_lock.close()
+            if isinstance(exc, StoreUnavailableError):
+                raise
             raise StoreUnavailableError(f"cannot open SQLite store {self._path}: {exc}") from exc
 
     # -- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+            self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout
         )
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         return conn
 
     @contextlib.contextmanager

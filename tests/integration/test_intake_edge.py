@@ -130,3 +130,41 @@ def test_fast_path_is_counted_in_metrics(service: Service) -> None:
     assert 'qev_bids_total{outcome="replaced"} 1.0' in text
     assert 'qev_bids_total{outcome="unknown_auction"} 1.0' in text
     assert "qev_store_committed_operations_total 2.0" in text
+
+
+def test_a_path_the_fast_matcher_refuses_gets_the_routers_answer(service: Service) -> None:
+    body = _body(_sealed(service))
+    fast = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=body)
+    # a trailing newline is not the fast path's exact form; Starlette's router still takes
+    # it for the bids route, and the answer is the same identical-resubmission receipt
+    framework = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids%0A", json=body)
+    assert (fast.status_code, framework.status_code) == (201, 200)
+    assert framework.json() == fast.json()
+
+
+def test_framework_routes_answer_413_for_a_chunked_body_over_the_cap(service: Service) -> None:
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 1024
+
+    for method, path in (
+        ("POST", f"/v1/auctions/+{AUCTION}/bids"),
+        ("DELETE", f"/v1/auctions/{AUCTION}/bids/100"),
+    ):
+        r = httpx.request(method, service.url + path, content=chunks())
+        assert (r.status_code, _problem_code(r)) == (413, "payload_too_large"), method
+
+
+def test_forged_requests_do_not_spend_the_controllers_rate_limit(service: Service) -> None:
+    import time
+
+    from clearing.api.ratelimit import TokenBuckets
+
+    service.app.state.controller_limit = TokenBuckets(0.01, 2, time.monotonic)  # type: ignore[attr-defined]
+    victim = _sealed(service)
+    forged = {**_body(victim), "signature": "0x" + "11" * 65}
+    for _ in range(5):  # someone else names the victim's address with junk signatures
+        r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=forged)
+        assert (r.status_code, _problem_code(r)) == (400, "bad_signature")
+    r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=_body(victim))
+    assert r.status_code == 201  # the victim's own budget is untouched

@@ -6,6 +6,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from clearing.store.base import BidStatus, PutOutcome, PutResult
 from clearing.store.sqlite import SqliteBidStore, split_statements
 from tests.store.conftest import put_op
@@ -64,3 +66,27 @@ def test_split_statements() -> None:
         "-- head\nCREATE TABLE a (x TEXT DEFAULT ';');",
         "CREATE INDEX i ON a (x);",
     ]
+
+
+def test_a_stuck_peer_writer_gives_store_unavailable_not_a_hang(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import time
+
+    from clearing.store.base import StoreUnavailableError
+
+    store = SqliteBidStore(tmp_path / "bids.db", busy_timeout=0.3)
+    store.migrate()
+    peer = os.open(str(tmp_path / "bids.db") + "-writer.lock", os.O_RDWR)
+    fcntl.flock(peer, fcntl.LOCK_EX)  # another process's writer, stopped while holding it
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            store.apply([put_op(A, 1, "a")])
+        assert time.monotonic() - started < 2.0
+    finally:
+        fcntl.flock(peer, fcntl.LOCK_UN)
+        os.close(peer)
+    [result] = store.apply([put_op(A, 1, "a")])  # released: writes go through
+    assert result.bid.sequence == 1  # type: ignore[union-attr]
+    store.close()
