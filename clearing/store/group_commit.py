@@ -105,11 +105,10 @@ class GroupCommitter:
             self._thread.start()
 
     def stop(self) -> None:
-        """Refuse new submissions, commit everything already handed over, join the worker.
+        """Refuse new submissions, commit everything already queued, join the worker.
 
         Blocks the calling thread until the queue is drained; from a coroutine use
-        ``await asyncio.to_thread(committer.stop)``. Operations still in a loop's buffer
-        (submitted in the same loop turn as the stop) fail with ``StoreUnavailableError``.
+        ``await asyncio.to_thread(committer.stop)``.
         """
         with self._state_lock:
             thread, self._accepting = self._thread, False
