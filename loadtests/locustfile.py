@@ -71,24 +71,39 @@ def _check(
     response.success()
 
 
-def _proof(user: Any) -> None:
-    """GET a random winner's allocation proof (``user`` has ``rng`` and ``t``)."""
-    rid = user.rng.choice(_DATA["winners"])
-    with user.client.get(
-        f"/v1/auctions/{user.t}/allocations/{rid}",
-        name="GET allocation proof",
-        catch_response=True,
-    ) as r:
-        _check(r, 200)
+class _User(FastHttpUser):
+    """No think time, the same timeouts for every user class."""
 
-
-class Bidder(FastHttpUser):
-    """Replays pre-sealed holder flows: new bid, status read, identical resubmission,
-    replacement, cancel; every 50th flow also sends one deliberate bad request."""
-
+    abstract = True
     wait_time = constant(0)
     network_timeout = 10.0
     connection_timeout = 5.0
+
+    def _get(self, path: str, name: str, status: int, code: str | None = None) -> None:
+        """GET ``path``; a success only with ``status`` (and the problem ``code``)."""
+        with self.client.get(path, name=name, catch_response=True) as r:
+            _check(r, status, code)
+
+
+class _AuctionReader(_User):
+    """Reads the cleared auction of ``QEV_LOAD_DATA``."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        """Per-user random stream (deterministic by start order)."""
+        self.rng = random.Random(next(_USER_SEEDS))  # noqa: S311
+        self.t = _DATA["auction_id"]
+
+    def _proof(self) -> None:
+        """A random winner's allocation leaf and Merkle proof."""
+        rid = self.rng.choice(_DATA["winners"])
+        self._get(f"/v1/auctions/{self.t}/allocations/{rid}", "GET allocation proof", 200)
+
+
+class Bidder(_User):
+    """Replays pre-sealed holder flows: new bid, status read, identical resubmission,
+    replacement, cancel; every 50th flow also sends one deliberate bad request."""
 
     @task
     def holder_flow(self) -> None:
@@ -128,49 +143,29 @@ class Bidder(FastHttpUser):
                 _check(r, _EXPECTED[kind][0], bid_status=_EXPECTED[kind][1])
 
 
-class Claimant(FastHttpUser):
+class Claimant(_AuctionReader):
     """Reads a cleared auction: allocation proofs mostly, the result, statuses, the book."""
-
-    wait_time = constant(0)
-    network_timeout = 10.0
-    connection_timeout = 5.0
-
-    def on_start(self) -> None:
-        """Per-user random stream (deterministic by start order)."""
-        self.rng = random.Random(next(_USER_SEEDS))  # noqa: S311
-        self.t = _DATA["auction_id"]
 
     @task(500)
     def proof(self) -> None:
         """A winner's allocation leaf and Merkle proof."""
-        _proof(self)
+        self._proof()
 
     @task(15)
     def status(self) -> None:
         """A bidder's receipt and outcome after clearing."""
         rid = self.rng.choice(_DATA["winners"])
-        with self.client.get(
-            f"/v1/auctions/{self.t}/bids/{rid}",
-            name="GET bid status+outcome",
-            catch_response=True,
-        ) as r:
-            _check(r, 200)
+        self._get(f"/v1/auctions/{self.t}/bids/{rid}", "GET bid status+outcome", 200)
 
     @task(10)
     def result(self) -> None:
         """The clearing summary."""
-        with self.client.get(
-            f"/v1/auctions/{self.t}/result", name="GET result", catch_response=True
-        ) as r:
-            _check(r, 200)
+        self._get(f"/v1/auctions/{self.t}/result", "GET result", 200)
 
     @task(1)
     def book(self) -> None:
         """The frozen book (large: every envelope and the OZ tree dump)."""
-        with self.client.get(
-            f"/v1/auctions/{self.t}/book", name="GET book", catch_response=True
-        ) as r:
-            _check(r, 200)
+        self._get(f"/v1/auctions/{self.t}/book", "GET book", 200)
 
     @task(5)
     def loser_proof(self) -> None:
@@ -178,61 +173,38 @@ class Claimant(FastHttpUser):
         if not _DATA["losers"]:
             return
         rid = self.rng.choice(_DATA["losers"])
-        with self.client.get(
-            f"/v1/auctions/{self.t}/allocations/{rid}",
-            name="bad: proof of a loser",
-            catch_response=True,
-        ) as r:
-            _check(r, 404, "not_found")
+        path = f"/v1/auctions/{self.t}/allocations/{rid}"
+        self._get(path, "bad: proof of a loser", 404, "not_found")
 
     @task(2)
     def key_not_revealed(self) -> None:
         """Deliberate: the key before reveal (409 key_not_revealed)."""
-        with self.client.get(
-            f"/v1/auctions/{self.t}/key", name="bad: key before reveal", catch_response=True
-        ) as r:
-            _check(r, 409, "key_not_revealed")
+        path = f"/v1/auctions/{self.t}/key"
+        self._get(path, "bad: key before reveal", 409, "key_not_revealed")
 
     @task(2)
     def unknown_auction(self) -> None:
         """Deliberate: an auction that does not exist yet (404 unknown_auction)."""
-        t = _DATA["future_auction_id"]
-        with self.client.get(
-            f"/v1/auctions/{t}/result", name="bad: future auction", catch_response=True
-        ) as r:
-            _check(r, 404, "unknown_auction")
+        path = f"/v1/auctions/{_DATA['future_auction_id']}/result"
+        self._get(path, "bad: future auction", 404, "unknown_auction")
 
 
-class ProofReader(FastHttpUser):
+class ProofReader(_AuctionReader):
     """Allocation proofs only (``--scenario proofs``): the proof-read target in isolation."""
-
-    wait_time = constant(0)
-    network_timeout = 10.0
-    connection_timeout = 5.0
-
-    def on_start(self) -> None:
-        """Per-user random stream (deterministic by start order)."""
-        self.rng = random.Random(next(_USER_SEEDS))  # noqa: S311
-        self.t = _DATA["auction_id"]
 
     @task
     def proof(self) -> None:
         """A winner's allocation leaf and Merkle proof."""
-        _proof(self)
+        self._proof()
 
 
-class HealthUser(FastHttpUser):
+class HealthUser(_User):
     """The baseline: ``GET /healthz`` with the same users and time."""
-
-    wait_time = constant(0)
-    network_timeout = 10.0
-    connection_timeout = 5.0
 
     @task
     def healthz(self) -> None:
         """Liveness, the cheapest route."""
-        with self.client.get("/healthz", name="GET /healthz", catch_response=True) as r:
-            _check(r, 200)
+        self._get("/healthz", "GET /healthz", 200)
 
 
 @events.test_stop.add_listener
