@@ -214,11 +214,17 @@ class GroupCommitter:
 
     def _fail(self, batch: Sequence[_Pending], exc: Exception) -> None:
         """Give every submitter of ``batch`` the failure."""
-        if isinstance(exc, StoreUnavailableError):
+        self._record(exc)
+        self._resolve(batch, [_copy_error(exc) for _ in batch])
+
+    def _record(self, exc: Exception | None) -> None:
+        """Breaker state after a batch: up on success, down (until a probe) if unavailable."""
+        if exc is None:
+            self._down = False
+        elif isinstance(exc, StoreUnavailableError):
             self._probe_at = time.monotonic() + self._cooldown
             self._down = True
         self._probing = False
-        self._resolve(batch, [_copy_error(exc) for _ in batch])
 
     def _commit_one(self, batch: Sequence[_Pending]) -> None:
         outcomes: Sequence[Result | BaseException]
@@ -227,13 +233,10 @@ class GroupCommitter:
             if len(results) != len(batch):
                 raise StoreUnavailableError("store returned a wrong number of results")
             outcomes = results
-            self._down = False
+            self._record(None)
         except Exception as exc:  # every submitter of a failed batch gets the failure
-            if isinstance(exc, StoreUnavailableError):
-                self._probe_at = time.monotonic() + self._cooldown
-                self._down = True
+            self._record(exc)
             outcomes = [_copy_error(exc) for _ in batch]
-        self._probing = False
         self.batches += 1
         self.operations += len(batch)
         self._resolve(batch, outcomes)
