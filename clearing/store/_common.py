@@ -182,6 +182,19 @@ class BatchPlan:
     last_sequence: dict[int, int] = field(default_factory=dict)  # only auctions that moved
 
 
+def redemptions_by_auction(ops: Sequence[Operation]) -> dict[int, list[int]]:
+    """The redemption ids ``ops`` touch, per auction, ascending (the order rows are locked)."""
+    by_auction: dict[int, set[int]] = {}
+    for op in ops:
+        by_auction.setdefault(op.auction_id, set()).add(op.redemption_id)
+    return {a: sorted(ids) for a, ids in sorted(by_auction.items())}
+
+
+# Where a pair's live row is: ("db", row id) if stored before the batch, ("new", index in
+# the plan's inserts) if this batch inserted it.
+_Where = tuple[str, Hashable]
+
+
 def plan_batch(
     ops: Sequence[Operation],
     live: Mapping[Pair, tuple[Hashable, StoredBid]],
@@ -195,25 +208,24 @@ def plan_batch(
     """
     plan = BatchPlan()
     counters = dict(last_sequence)
-    # pair -> ("db", row id) for a row stored before the batch, or ("new", index in inserts)
-    where: dict[Pair, tuple[str, Hashable]] = {pair: ("db", rid) for pair, (rid, _) in live.items()}
-    current: dict[Pair, StoredBid] = {pair: bid for pair, (_, bid) in live.items()}
+    current: dict[Pair, tuple[_Where, StoredBid]] = {
+        pair: (("db", rid), bid) for pair, (rid, bid) in live.items()
+    }
     for op in ops:
         pair = (op.auction_id, op.redemption_id)
-        before = current.get(pair)
+        where, before = current.get(pair, (None, None))
         if isinstance(op, PutBid):
             outcome = put_outcome(before, op)
             if outcome is PutOutcome.IDENTICAL:
                 assert before is not None  # only a live bid can be identical
                 plan.results.append(PutResult(outcome, before))
                 continue
-            if before is not None:
-                _retire(plan, where[pair], BidStatus.SUPERSEDED)
+            if where is not None:
+                _retire(plan, where)
             sequence = counters.get(op.auction_id, 0) + 1
             counters[op.auction_id] = sequence
             bid = new_live_bid(op, sequence)
-            where[pair] = ("new", len(plan.inserts))
-            current[pair] = bid
+            current[pair] = (("new", len(plan.inserts)), bid)
             plan.inserts.append(NewRow(bid))
             plan.results.append(PutResult(outcome, bid))
         else:
@@ -221,29 +233,27 @@ def plan_batch(
             if refusal is not None:
                 plan.results.append(refusal)
                 continue
-            assert before is not None  # cancel_refusal refuses a missing bid
-            _retire(plan, where.pop(pair), BidStatus.CANCELLED, op)
+            assert where is not None and before is not None  # a missing bid is refused
+            _retire(plan, where, op)
             del current[pair]
             plan.results.append(cancelled(before, op))
     plan.last_sequence = {a: n for a, n in counters.items() if n != last_sequence.get(a, 0)}
     return plan
 
 
-def _retire(
-    plan: BatchPlan, at: tuple[str, Hashable], status: BidStatus, op: CancelBid | None = None
-) -> None:
-    """Mark the pair's live row (stored or new in this batch) superseded or cancelled."""
-    kind, ref = at
+def _retire(plan: BatchPlan, where: _Where, cancel: CancelBid | None = None) -> None:
+    """Mark the pair's live row (stored or new in this batch) superseded, or cancelled."""
+    kind, ref = where
     if kind == "db":
-        if op is None:
+        if cancel is None:
             plan.superseded.append(ref)
         else:
-            plan.cancelled.append((op.signature, op.received_at, ref))
+            plan.cancelled.append((cancel.signature, cancel.received_at, ref))
         return
     assert isinstance(ref, int)
     row = plan.inserts[ref]
-    if op is None:
-        row.bid = replace(row.bid, status=status)
+    if cancel is None:
+        row.bid = replace(row.bid, status=BidStatus.SUPERSEDED)
     else:
-        row.bid = replace(row.bid, status=status, cancel_signature=op.signature)
-        row.cancelled_at = op.received_at
+        row.bid = replace(row.bid, status=BidStatus.CANCELLED, cancel_signature=cancel.signature)
+        row.cancelled_at = cancel.received_at

@@ -5,9 +5,9 @@ touches, in ascending auction order (``INSERT ... ON CONFLICT DO UPDATE ... RETU
 writers of one auction are serialized for the length of their transaction and sequences are
 handed out in commit order with no gaps from aborted work and no deadlocks between batches.
 The batch then locks the live rows of the pairs it touches (``SELECT ... FOR UPDATE``,
-one statement per auction) and is planned in memory; the partial unique index ``bids_one_live`` is
-the backstop. Deadlocks, serialization failures and unique
-violations roll the whole batch back and retry it. Every driver or pool failure surfaces as
+one statement per auction) and is planned in memory; the partial unique index
+``bids_one_live`` is the backstop. Deadlocks, serialization failures and unique violations
+roll the whole batch back and retry it. Every driver or pool failure surfaces as
 ``StoreUnavailableError``.
 """
 
@@ -30,6 +30,7 @@ from clearing.store._common import (
     check_schema_name,
     load_migrations,
     plan_batch,
+    redemptions_by_auction,
 )
 from clearing.store.base import (
     BidStatus,
@@ -228,10 +229,10 @@ class PostgresBidStore:
             check_operation(op)
         if not ops:
             return []
-        auctions = sorted({op.auction_id for op in ops})
-        ids: dict[int, list[str]] = {a: [] for a in auctions}  # uint256 as text for numeric[]
-        for auction_id, redemption_id in sorted({(o.auction_id, o.redemption_id) for o in ops}):
-            ids[auction_id].append(str(redemption_id))
+        ids = {  # ascending auctions, uint256 as text for numeric[]
+            a: [str(r) for r in rids] for a, rids in redemptions_by_auction(ops).items()
+        }
+        auctions = list(ids)
 
         def run(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Result | StoreError]:
             last: dict[int, int] = dict(conn.execute(_LOCK_COUNTERS, (auctions,)).fetchall())

@@ -22,6 +22,7 @@ from clearing.store._common import (
     check_operation,
     load_migrations,
     plan_batch,
+    redemptions_by_auction,
     u256_from_bytes,
     u256_to_bytes,
 )
@@ -330,12 +331,9 @@ class SqliteBidStore:
         conn: sqlite3.Connection, ops: Sequence[Operation]
     ) -> dict[Pair, tuple[Hashable, StoredBid]]:
         """The live rows of every pair ``ops`` touch, by pair."""
-        by_auction: dict[int, set[int]] = {}
-        for op in ops:
-            by_auction.setdefault(op.auction_id, set()).add(op.redemption_id)
         live: dict[Pair, tuple[Hashable, StoredBid]] = {}
-        for auction_id, ids in by_auction.items():
-            for chunk in _chunks(sorted(ids)):
+        for auction_id, ids in redemptions_by_auction(ops).items():
+            for chunk in _chunks(ids):
                 rows = conn.execute(
                     _SELECT_LIVE_OF_PAIRS[len(chunk)],
                     [auction_id, *(u256_to_bytes(r) for r in chunk)],
