@@ -50,8 +50,9 @@ def _checksum(address: bytes) -> str:
     # a letter has bit 6; clearing bit 5 (0x20) of a lower-case letter upper-cases it.
     digest = int.from_bytes(keccak256(lower).hex()[:40].encode(), "big")
     high = ((digest >> 3) | (digest >> 6)) & _LOW_BITS
-    letters = (int.from_bytes(lower, "big") & _LETTER_BITS) >> 6
-    mixed = int.from_bytes(lower, "big") ^ ((high & letters) << 5)
+    chars = int.from_bytes(lower, "big")
+    letters = (chars & _LETTER_BITS) >> 6
+    mixed = chars ^ ((high & letters) << 5)
     return "0x" + mixed.to_bytes(40, "big").decode()
 
 

@@ -30,14 +30,14 @@ _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 class Signer:
     """A secp256k1 private key that signs 32-byte digests."""
 
-    __slots__ = ("_key", "_secret", "address")
+    __slots__ = ("_secret", "address")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != 32 or not 0 < int.from_bytes(secret, "big") < SECP256K1_N:
             raise BadKeyError("a secp256k1 private key is 32 bytes in 1..n-1")
-        self._key = PrivateKey(secret)
         self._secret = _ffi.new("unsigned char[32]", secret)
-        self.address: bytes = public_key_to_address(self._key.public_key.format(compressed=False))
+        public = PrivateKey(secret).public_key.format(compressed=False)
+        self.address: bytes = public_key_to_address(public)
 
     def __repr__(self) -> str:  # never show the key
         return f"Signer(address=0x{self.address.hex()})"

@@ -74,7 +74,7 @@ _INSERT = {
     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
     for n in _CHUNK_SIZES
 }
-_BUSY_TIMEOUT_MS = 30_000
+_BUSY_TIMEOUT = 30.0  # seconds a write waits for another writer process
 _MAX_IDLE_READERS = 8
 
 try:
@@ -179,7 +179,7 @@ def split_statements(script: str) -> list[str]:
 class SqliteBidStore:
     """A ``BidStore`` in one SQLite file (the embedded default)."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = _BUSY_TIMEOUT_MS / 1000) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = _BUSY_TIMEOUT) -> None:
         """Open (creating if needed) the database at ``path``; call ``migrate()`` before use.
 
         A write waits at most ``busy_timeout`` seconds for another writer process.
