@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.calendar import REDEMPTION_WINDOW
+from clearing.hexcodec import to_checksum_address, to_hex
+from clearing.model import Envelope
 from clearing.redemptions import InMemoryRedemptions, RedemptionInfo
 from clearing.signing import Signer
 from clearing.store import open_store
@@ -115,3 +118,21 @@ def service(request, tmp_path) -> Iterator[Service]:
         thread.join(timeout=10)
         if schema:
             _drop_schema(schema)
+
+
+def envelope_body(env: Envelope) -> dict[str, str]:
+    """The DESIGN 4 POST body of a sealed envelope."""
+    return {
+        "redemption_id": str(env.redemption_id),
+        "controller": to_checksum_address(env.controller),
+        "ciphertext": to_hex(env.ciphertext),
+        "signature": to_hex(env.signature),
+    }
+
+
+def problem_code(response: httpx.Response) -> str:
+    """The ``code`` of a problem+json response (which must be one, with status and detail)."""
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == response.status_code and body["detail"]
+    return str(body["code"])

@@ -10,13 +10,20 @@ import orjson
 import pytest
 
 from clearing.engine import ClearingParams, clear
-from clearing.hexcodec import from_hex, to_checksum_address, to_hex
+from clearing.hexcodec import from_hex, to_hex
 from clearing.merkle import StandardMerkleTree
 from clearing.model import ALLOCATION_LEAF_TYPES, BID_BOOK_LEAF_TYPES, Bid, Envelope
 from clearing.sealing import derive_auction_secret
 from clearing.validation import AuctionContext, RequestSnapshot, validate_book
 from qev.sdk import BidderClient, ServiceProblemError
-from tests.integration.conftest import AUCTION, E18, GENESIS, Service
+from tests.integration.conftest import (
+    AUCTION,
+    E18,
+    GENESIS,
+    Service,
+    envelope_body,
+    problem_code,
+)
 
 WINDOW = 30 * 86_400
 
@@ -87,25 +94,11 @@ def _post(service: Service, auction_id: int, body: dict, **kw) -> httpx.Response
     return httpx.post(f"{service.url}/v1/auctions/{auction_id}/bids", json=body, **kw)
 
 
-def _body(env: Envelope) -> dict:
-    return {
-        "redemption_id": str(env.redemption_id),
-        "controller": to_checksum_address(env.controller),
-        "ciphertext": to_hex(env.ciphertext),
-        "signature": to_hex(env.signature),
-    }
-
-
-def _code(response: httpx.Response) -> str:
-    assert response.headers["content-type"].startswith("application/problem+json")
-    return response.json()["code"]
-
-
 def test_refusals_have_stable_problem_codes(service: Service):
     c = _client(service)
     auction = c.auction()
     env = c.seal(auction, Bid(AUCTION, 100, E18, 100, 0))
-    good = _body(env)
+    good = envelope_body(env)
     # malformed: bad hex, bad uint, missing field, extra field, not JSON
     for bad in (
         {**good, "ciphertext": "0xzz"},
@@ -116,13 +109,13 @@ def test_refusals_have_stable_problem_codes(service: Service):
         {**good, "ciphertext": to_hex(env.ciphertext[:100])},
     ):
         r = _post(service, AUCTION, bad)
-        assert (r.status_code, _code(r)) == (400, "malformed"), bad
+        assert (r.status_code, problem_code(r)) == (400, "malformed"), bad
     r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", content=b"{not json")
-    assert (r.status_code, _code(r)) == (400, "malformed")
+    assert (r.status_code, problem_code(r)) == (400, "malformed")
     # bad signature: someone else's signature, and a high-s twin
     other = c.seal(auction, Bid(AUCTION, 101, E18, 100, 0))
     r = _post(service, AUCTION, {**good, "signature": to_hex(other.signature)})
-    assert (r.status_code, _code(r)) == (400, "bad_signature")
+    assert (r.status_code, problem_code(r)) == (400, "bad_signature")
     sig = env.signature
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     high = (
@@ -131,27 +124,27 @@ def test_refusals_have_stable_problem_codes(service: Service):
         + bytes([55 - sig[64]])
     )
     r = _post(service, AUCTION, {**good, "signature": to_hex(high)})
-    assert (r.status_code, _code(r)) == (400, "bad_signature")
+    assert (r.status_code, problem_code(r)) == (400, "bad_signature")
     # not the controller: holder 0 bidding on holder 1's request
-    r = _post(service, AUCTION, _body(c.seal(auction, Bid(AUCTION, 101, E18, 100, 0))))
-    assert (r.status_code, _code(r)) == (403, "not_controller")
+    r = _post(service, AUCTION, envelope_body(c.seal(auction, Bid(AUCTION, 101, E18, 100, 0))))
+    assert (r.status_code, problem_code(r)) == (403, "not_controller")
     # replay into another auction: the SealedBid signature names the auction
     r = _post(service, AUCTION - WINDOW, good)
-    assert (r.status_code, _code(r)) == (409, "auction_closed")
+    assert (r.status_code, problem_code(r)) == (409, "auction_closed")
     service.clock.now = AUCTION - WINDOW - 1  # make the previous auction open...
     r = _post(service, AUCTION - WINDOW, good)
-    assert (r.status_code, _code(r)) == (400, "bad_signature")  # ...the replay still fails
+    assert (r.status_code, problem_code(r)) == (400, "bad_signature")  # ...the replay still fails
     service.clock.now = AUCTION - 3600
     # unknown auction and oversized body
     r = _post(service, AUCTION + 7, good)
-    assert (r.status_code, _code(r)) == (404, "unknown_auction")
+    assert (r.status_code, problem_code(r)) == (404, "unknown_auction")
     r = _post(service, AUCTION, {**good, "ciphertext": "0x" + "ab" * 5000})
-    assert (r.status_code, _code(r)) == (413, "payload_too_large")
+    assert (r.status_code, problem_code(r)) == (413, "payload_too_large")
     # unknown route and method
     r = httpx.get(f"{service.url}/v1/nothing")
-    assert (r.status_code, _code(r)) == (404, "not_found")
+    assert (r.status_code, problem_code(r)) == (404, "not_found")
     r = httpx.put(f"{service.url}/v1/auctions/{AUCTION}/bids", json=good)
-    assert (r.status_code, _code(r)) == (405, "method_not_allowed")
+    assert (r.status_code, problem_code(r)) == (405, "method_not_allowed")
     assert "POST" in r.headers["allow"]
     # nothing of the refused requests was stored
     assert _problem(lambda: c.status(AUCTION, 100)).code == "not_found"
@@ -195,7 +188,7 @@ def test_publication_after_close(service: Service):
         ("key", "auction_not_closed"),
     ):
         r = httpx.get(f"{service.url}/v1/auctions/{AUCTION}/{path}")
-        assert (r.status_code, _code(r)) == (409, code), path
+        assert (r.status_code, problem_code(r)) == (409, code), path
     service.clock.now = AUCTION
     book = httpx.get(f"{service.url}/v1/auctions/{AUCTION}/book").json()
     assert [b["redemption_id"] for b in book["bids"]] == ["100", "101", "102", "103"]
@@ -218,7 +211,7 @@ def test_publication_after_close(service: Service):
         ("key", "key_not_revealed"),
     ):
         r = httpx.get(f"{service.url}/v1/auctions/{AUCTION}/{path}")
-        assert (r.status_code, _code(r)) == (409, code), path
+        assert (r.status_code, problem_code(r)) == (409, code), path
     # the keeper's part (issue 6) done by hand: open with the key, clear, publish artifacts
     secret = derive_auction_secret(service.master_secret, AUCTION)
     ctx = AuctionContext(AUCTION, BidderClient.domain_of(auction), secret)
@@ -301,8 +294,8 @@ def test_replay_under_another_chain_or_contract_is_refused(service: Service):
         {**auction, "settlement": "0x000000000000000000000000000000000000dEaD"},
     ):
         env = c.seal(other, Bid(AUCTION, 100, E18, 100, 0))
-        r = _post(service, AUCTION, _body(env))
-        assert (r.status_code, _code(r)) == (400, "bad_signature")
+        r = _post(service, AUCTION, envelope_body(env))
+        assert (r.status_code, problem_code(r)) == (400, "bad_signature")
 
 
 def test_rate_limited_controller_gets_429_with_retry_after(service: Service):
@@ -313,8 +306,8 @@ def test_rate_limited_controller_gets_429_with_retry_after(service: Service):
     c = _client(service)
     c.bid(100, E18, 100)
     c.bid(100, E18, 110)
-    r = _post(service, AUCTION, _body(c.seal(c.auction(), Bid(AUCTION, 100, E18, 120, 0))))
-    assert (r.status_code, _code(r)) == (429, "rate_limited")
+    r = _post(service, AUCTION, envelope_body(c.seal(c.auction(), Bid(AUCTION, 100, E18, 120, 0))))
+    assert (r.status_code, problem_code(r)) == (429, "rate_limited")
     assert int(r.headers["retry-after"]) >= 1
 
 

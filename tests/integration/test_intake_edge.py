@@ -11,19 +11,9 @@ import httpx
 import orjson
 import pytest
 
-from clearing.hexcodec import to_checksum_address, to_hex
 from clearing.model import Bid, Envelope
 from qev.sdk import BidderClient
-from tests.integration.conftest import AUCTION, E18, Service
-
-
-def _body(env: Envelope) -> dict[str, str]:
-    return {
-        "redemption_id": str(env.redemption_id),
-        "controller": to_checksum_address(env.controller),
-        "ciphertext": to_hex(env.ciphertext),
-        "signature": to_hex(env.signature),
-    }
+from tests.integration.conftest import AUCTION, E18, Service, envelope_body, problem_code
 
 
 def _sealed(service: Service, rate: int = 100) -> Envelope:
@@ -31,15 +21,8 @@ def _sealed(service: Service, rate: int = 100) -> Envelope:
     return c.seal(c.auction(), Bid(AUCTION, 100, E18, rate, 0))
 
 
-def _problem_code(r: httpx.Response) -> str:
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == r.status_code and body["detail"]
-    return str(body["code"])
-
-
 def test_fast_path_and_framework_route_give_the_same_receipt(service: Service) -> None:
-    body = _body(_sealed(service))
+    body = envelope_body(_sealed(service))
     fast = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=body)
     assert fast.status_code == 201 and fast.headers["content-type"] == "application/json"
     # "+<id>" is not the fast matcher's canonical form: FastAPI parses it as the same id
@@ -62,9 +45,9 @@ def test_fast_path_and_framework_route_give_the_same_receipt(service: Service) -
 def test_fast_path_refuses_what_is_not_a_json_object(
     service: Service, content: bytes | None, headers: dict[str, str]
 ) -> None:
-    raw = content if content is not None else orjson.dumps(_body(_sealed(service)))
+    raw = content if content is not None else orjson.dumps(envelope_body(_sealed(service)))
     r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", content=raw, headers=headers)
-    assert (r.status_code, _problem_code(r)) == (400, "malformed")
+    assert (r.status_code, problem_code(r)) == (400, "malformed")
 
 
 @pytest.mark.parametrize(
@@ -78,7 +61,7 @@ def test_fast_path_refuses_what_is_not_a_json_object(
     ],
 )
 def test_fast_path_field_rules_match_the_schema(service: Service, mutate) -> None:
-    body = mutate(_body(_sealed(service)))
+    body = mutate(envelope_body(_sealed(service)))
     for path in (f"/v1/auctions/{AUCTION}/bids", f"/v1/auctions/+{AUCTION}/bids"):
         r = httpx.post(
             service.url + path,
@@ -87,7 +70,7 @@ def test_fast_path_field_rules_match_the_schema(service: Service, mutate) -> Non
         )
         # both paths refuse; the 4096-character field trips the body cap on both too
         assert r.status_code in (400, 413), (path, r.text)
-        assert _problem_code(r) in ("malformed", "payload_too_large")
+        assert problem_code(r) in ("malformed", "payload_too_large")
 
 
 def test_chunked_body_over_the_cap_is_refused_without_content_length(service: Service) -> None:
@@ -96,7 +79,7 @@ def test_chunked_body_over_the_cap_is_refused_without_content_length(service: Se
             yield b"x" * 1024
 
     r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", content=chunks())
-    assert (r.status_code, _problem_code(r)) == (413, "payload_too_large")
+    assert (r.status_code, problem_code(r)) == (413, "payload_too_large")
 
 
 def test_unexpected_error_is_a_500_problem_and_nothing_leaks(
@@ -108,19 +91,20 @@ def test_unexpected_error_is_a_500_problem_and_nothing_leaks(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(svc, "submit", broken)
-    r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=_body(_sealed(service)))
-    assert (r.status_code, _problem_code(r)) == (500, "internal")
+    r = httpx.post(
+        f"{service.url}/v1/auctions/{AUCTION}/bids", json=envelope_body(_sealed(service))
+    )
+    assert (r.status_code, problem_code(r)) == (500, "internal")
     assert "secret" not in r.text
 
 
 def test_fast_path_is_counted_in_metrics(service: Service) -> None:
     env = _sealed(service)
-    assert (
-        httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=_body(env)).status_code == 201
-    )
-    replaced = _body(_sealed(service, rate=200))
-    assert httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=replaced).status_code == 201
-    r = httpx.post(f"{service.url}/v1/auctions/{AUCTION + 1}/bids", json=_body(env))
+    bids = f"{service.url}/v1/auctions/{AUCTION}/bids"
+    assert httpx.post(bids, json=envelope_body(env)).status_code == 201
+    replaced = envelope_body(_sealed(service, rate=200))
+    assert httpx.post(bids, json=replaced).status_code == 201
+    r = httpx.post(f"{service.url}/v1/auctions/{AUCTION + 1}/bids", json=envelope_body(env))
     assert r.status_code == 404
     text = httpx.get(f"{service.url}/metrics").text
     route = 'route="/v1/auctions/{auction_id}/bids"'
@@ -133,7 +117,7 @@ def test_fast_path_is_counted_in_metrics(service: Service) -> None:
 
 
 def test_a_path_the_fast_matcher_refuses_gets_the_routers_answer(service: Service) -> None:
-    body = _body(_sealed(service))
+    body = envelope_body(_sealed(service))
     fast = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=body)
     # a trailing newline is not the fast path's exact form; Starlette's router still takes
     # it for the bids route, and the answer is the same identical-resubmission receipt
@@ -152,7 +136,7 @@ def test_framework_routes_answer_413_for_a_chunked_body_over_the_cap(service: Se
         ("DELETE", f"/v1/auctions/{AUCTION}/bids/100"),
     ):
         r = httpx.request(method, service.url + path, content=chunks())
-        assert (r.status_code, _problem_code(r)) == (413, "payload_too_large"), method
+        assert (r.status_code, problem_code(r)) == (413, "payload_too_large"), method
 
 
 def test_forged_requests_do_not_spend_the_controllers_rate_limit(service: Service) -> None:
@@ -162,9 +146,9 @@ def test_forged_requests_do_not_spend_the_controllers_rate_limit(service: Servic
 
     service.app.state.controller_limit = TokenBuckets(0.01, 2, time.monotonic)  # type: ignore[attr-defined]
     victim = _sealed(service)
-    forged = {**_body(victim), "signature": "0x" + "11" * 65}
+    forged = {**envelope_body(victim), "signature": "0x" + "11" * 65}
     for _ in range(5):  # someone else names the victim's address with junk signatures
         r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=forged)
-        assert (r.status_code, _problem_code(r)) == (400, "bad_signature")
-    r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=_body(victim))
+        assert (r.status_code, problem_code(r)) == (400, "bad_signature")
+    r = httpx.post(f"{service.url}/v1/auctions/{AUCTION}/bids", json=envelope_body(victim))
     assert r.status_code == 201  # the victim's own budget is untouched
