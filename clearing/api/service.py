@@ -20,7 +20,7 @@ from clearing.receipts import Receipt
 from clearing.redemptions import RedemptionReader
 from clearing.signing import Signer, recover_address
 from clearing.store.artifacts import ALLOCATION_TREE, BOOK, KEY, RESULT, SETTLEMENT
-from clearing.store.base import BidStore, CancelBid, PutBid, StoredBid
+from clearing.store.base import BidStore, CancelBid, PutBid, PutResult, Result, StoredBid
 from qev.errors import (
     AuctionClosedError,
     AuctionNotClosedError,
@@ -135,8 +135,8 @@ class ClearingService:
                 f"{redemption_id}"
             )
 
-    def parse_envelope(self, auction_id: int, body: dict[str, str]) -> Envelope:
-        """Decode and authenticate a POSTed envelope (signature recovers to the controller)."""
+    def decode_envelope(self, auction_id: int, body: dict[str, str]) -> Envelope:
+        """Decode a POSTed envelope and check its sizes (``submit`` checks its signature)."""
         redemption_id = parse_uint(body["redemption_id"])
         controller = parse_address(body["controller"])
         ciphertext = from_hex(body["ciphertext"])
@@ -145,11 +145,13 @@ class ClearingService:
         if len(ciphertext) < self.d.min_ciphertext:
             raise MalformedError(f"ciphertext under {self.d.min_ciphertext} bytes")
         signature = from_hex(body["signature"])
-        envelope = Envelope(auction_id, redemption_id, controller, ciphertext, signature)
-        signer = recover_address(envelope.digest(self.d.domain), signature)
-        if signer != controller:
-            raise SignatureError("SealedBid signature does not recover to the controller")
-        return envelope
+        return Envelope(auction_id, redemption_id, controller, ciphertext, signature)
+
+    def _require_signer(
+        self, digest: bytes, signature: bytes, controller: bytes, what: str
+    ) -> None:
+        if recover_address(digest, signature) != controller:
+            raise SignatureError(f"{what} signature does not recover to the controller")
 
     async def submit(
         self,
@@ -163,7 +165,10 @@ class ClearingService:
         """
         now = self.d.clock()
         self._require_open(auction_id, now)
-        envelope = self.parse_envelope(auction_id, body)
+        envelope = self.decode_envelope(auction_id, body)
+        self._require_signer(
+            envelope.digest(self.d.domain), envelope.signature, envelope.controller, "SealedBid"
+        )
         if admit is not None:
             admit(envelope.controller)
         if self.d.redemptions.blocking:
@@ -172,7 +177,8 @@ class ClearingService:
             )
         else:
             self._require_controller(envelope.redemption_id, envelope.controller)
-        result = await self.d.committer.submit(
+        # the receipt is signed on the committer's thread, after the commit
+        return await self.d.committer.submit(
             PutBid(
                 auction_id,
                 envelope.redemption_id,
@@ -181,9 +187,9 @@ class ClearingService:
                 envelope.ciphertext_hash,
                 envelope.signature,
                 now,
-            )
+            ),
+            self._acknowledge,
         )
-        return Acknowledged(self.receipt(result.bid), result.bid.status.value, result.outcome.value)
 
     async def cancel(
         self,
@@ -199,14 +205,18 @@ class ClearingService:
         ciphertext_hash = from_hex(body["ciphertext_hash"], 32)
         signature = from_hex(body["signature"])
         digest = cancel_digest(self.d.domain, auction_id, redemption_id, ciphertext_hash)
-        if recover_address(digest, signature) != controller:
-            raise SignatureError("CancelBid signature does not recover to the controller")
+        self._require_signer(digest, signature, controller, "CancelBid")
         if admit is not None:
             admit(controller)
-        result = await self.d.committer.submit(
-            CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now)
+        return await self.d.committer.submit(
+            CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now),
+            self._acknowledge,
         )
-        return Acknowledged(self.receipt(result.bid), result.bid.status.value, "cancelled")
+
+    def _acknowledge(self, result: Result) -> Acknowledged:
+        """A committed write's signed receipt, status and outcome."""
+        outcome = result.outcome.value if isinstance(result, PutResult) else "cancelled"
+        return Acknowledged(self.receipt(result.bid), result.bid.status.value, outcome)
 
     def receipt(self, bid: StoredBid) -> dict[str, Any]:
         """The signed DESIGN 4 receipt of a stored bid."""

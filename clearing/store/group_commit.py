@@ -4,8 +4,10 @@ Submitters queue their operations for a single worker thread. The worker takes w
 queued (up to ``max_batch``); when the previous batch showed concurrency it first lingers,
 in short sleeps, while more keeps arriving (at most ``max_wait``; a lone submitter is never
 kept waiting, and sleeping instead of waiting on the queue means submitters never wake it
-one by one). It applies the batch with one ``store.apply`` call and only then resolves the
-submitters' futures, with one wake-up per event loop. While one batch commits the next one
+one by one). It applies the batch with one ``store.apply`` call, runs each submitter's ``finish``
+on its result (work such as signing a receipt, done here rather than on the event loop:
+native code there runs while the loop goes on) and only then resolves the submitters'
+futures, with one wake-up per event loop. While one batch commits the next one
 fills up, so throughput grows with concurrency while every acknowledged operation is
 durable.
 """
@@ -17,8 +19,9 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, overload
 
 from clearing.store._common import check_operation
 from clearing.store.base import (
@@ -29,16 +32,19 @@ from clearing.store.base import (
     StoreUnavailableError,
 )
 
+T = TypeVar("T")
+
 
 @dataclass(slots=True)
 class _Pending:
     op: Operation
-    future: asyncio.Future[Result]
+    future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    finish: Callable[[Result], Any] | None
 
 
 _STOP = object()
-_Delivery = tuple[asyncio.Future[Result], Result | BaseException]
+_Delivery = tuple[asyncio.Future[Any], Any]
 
 
 def _deliver(deliveries: list[_Delivery]) -> None:
@@ -49,6 +55,16 @@ def _deliver(deliveries: list[_Delivery]) -> None:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
+
+
+def _finished(pending: _Pending, result: Any) -> Any:
+    """What the submitter gets: the refusal or failure, the result, or ``finish(result)``."""
+    if pending.finish is None or isinstance(result, BaseException):
+        return result
+    try:
+        return pending.finish(result)
+    except Exception as exc:  # the write is committed; the submitter learns finish failed
+        return exc
 
 
 def _copy_error(exc: Exception) -> Exception:
@@ -128,8 +144,17 @@ class GroupCommitter:
         """Another check (a readiness ping) reached the store: stop failing at once."""
         self._down = False
 
-    async def submit(self, op: Operation) -> Result:
+    @overload
+    async def submit(self, op: Operation) -> Result: ...
+
+    @overload
+    async def submit(self, op: Operation, finish: Callable[[Result], T]) -> T: ...
+
+    async def submit(self, op: Operation, finish: Callable[[Result], Any] | None = None) -> Any:
         """Queue ``op`` and return its result once its batch is committed.
+
+        With ``finish``, return ``finish(result)`` instead, computed on the worker thread
+        after the commit (an exception it raises is raised here).
 
         Raises the operation's ``StoreError`` (``NoLiveBidError``, ``StaleCancelError``) if
         the store refused it, ``StoreUnavailableError`` if the batch failed (nothing of it
@@ -142,11 +167,11 @@ class GroupCommitter:
                 raise StoreUnavailableError("the store is unavailable; retry shortly")
             self._probing = True  # this one probes, the others keep failing fast
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         with self._state_lock:  # never queued behind the stop marker
             if not self._accepting:
                 raise StoreUnavailableError("the group committer is not running")
-            self._queue.put(_Pending(op, future, loop))
+            self._queue.put(_Pending(op, future, loop, finish))
         return await future
 
     # -- worker ------------------------------------------------------------------------
@@ -193,9 +218,11 @@ class GroupCommitter:
                     if not stop:
                         stop = self._drain(batch)
                     last_size = len(batch)
-                    self._commit(batch)
+                    applied = self._apply(batch)
             except Exception as exc:  # the turn itself failed (closed store...)
                 self._fail(batch, exc)
+            else:  # receipts are signed after the writer turn: other writers go on meanwhile
+                self._finish(applied)
             if stop:
                 break
         # Drain anything queued before the stop marker was seen.
@@ -205,12 +232,22 @@ class GroupCommitter:
                 item = self._queue.get_nowait()
                 if isinstance(item, _Pending):
                     leftovers.append(item)
-        self._commit(leftovers)
+        self._finish(self._apply(leftovers))
 
-    def _commit(self, batch: Sequence[_Pending]) -> None:
-        """Apply ``batch`` in transactions of at most ``max_batch``; resolve every future."""
-        for start in range(0, len(batch), self._max_batch):
-            self._commit_one(batch[start : start + self._max_batch])
+    def _apply(self, batch: Sequence[_Pending]) -> list[tuple[Sequence[_Pending], list[Any]]]:
+        """Apply ``batch`` in transactions of at most ``max_batch``: each chunk's outcomes."""
+        return [
+            (chunk, self._apply_one(chunk))
+            for chunk in (
+                batch[start : start + self._max_batch]
+                for start in range(0, len(batch), self._max_batch)
+            )
+        ]
+
+    def _finish(self, applied: list[tuple[Sequence[_Pending], list[Any]]]) -> None:
+        """Run the submitters' ``finish`` on their results and resolve every future."""
+        for chunk, outcomes in applied:
+            self._resolve(chunk, [_finished(p, o) for p, o in zip(chunk, outcomes, strict=True)])
 
     def _fail(self, batch: Sequence[_Pending], exc: Exception) -> None:
         """Give every submitter of ``batch`` the failure."""
@@ -226,23 +263,23 @@ class GroupCommitter:
             self._down = True
         self._probing = False
 
-    def _commit_one(self, batch: Sequence[_Pending]) -> None:
-        outcomes: Sequence[Result | BaseException]
+    def _apply_one(self, batch: Sequence[_Pending]) -> list[Any]:
+        """One ``store.apply``: a result or refusal per operation, or the batch's failure."""
+        outcomes: list[Any]
         try:
-            results: list[Result | StoreError] = self._store.apply([p.op for p in batch])
-            if len(results) != len(batch):
+            outcomes = self._store.apply([p.op for p in batch])
+            if len(outcomes) != len(batch):
                 raise StoreUnavailableError("store returned a wrong number of results")
-            outcomes = results
             self._record(None)
         except Exception as exc:  # every submitter of a failed batch gets the failure
             self._record(exc)
             outcomes = [_copy_error(exc) for _ in batch]
         self.batches += 1
         self.operations += len(batch)
-        self._resolve(batch, outcomes)
+        return outcomes
 
     @staticmethod
-    def _resolve(batch: Sequence[_Pending], outcomes: Sequence[Result | BaseException]) -> None:
+    def _resolve(batch: Sequence[_Pending], outcomes: Sequence[Any]) -> None:
         # one wake-up per event loop per batch, not one per operation
         by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
         for pending, outcome in zip(batch, outcomes, strict=True):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import pytest
 
@@ -34,8 +34,16 @@ class CountingStore:
         self.fail = False
         self.on_apply: threading.Event | None = None
 
-    def writer_turn(self) -> AbstractContextManager[None]:
-        return self.inner.writer_turn()
+        self.in_turn = False
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        with self.inner.writer_turn():
+            self.in_turn = True
+            try:
+                yield
+            finally:
+                self.in_turn = False
 
     def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
         self.applies.append(len(ops))
@@ -94,6 +102,40 @@ def test_refusals_raise_for_their_submitter_only(store: BidStore) -> None:
     assert isinstance(refused, NoLiveBidError)
     with pytest.raises(ValueError):
         asyncio.run(GroupCommitter(store).submit(put_op(A, 2**256, "too big")))
+
+
+def test_finish_runs_on_the_worker_after_the_writer_turn(store: BidStore) -> None:
+    counting = CountingStore(store)
+    committer = committer_for(counting, max_wait=0.05)
+    calls: list[tuple[str, bool, int]] = []
+
+    def finish(result: Result) -> tuple[int, int]:
+        calls.append((threading.current_thread().name, counting.in_turn, result.bid.sequence))
+        if result.bid.redemption_id == 2:
+            raise RuntimeError("signer broke")
+        return result.bid.redemption_id, result.bid.sequence
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            committer.submit(put_op(A, 1, "a"), finish),
+            committer.submit(put_op(A, 2, "b"), finish),
+            committer.submit(cancel_op(A, 9, b"\x00" * 32), finish),  # refused: no finish
+            committer.submit(put_op(A, 3, "c")),  # no finish: the result itself
+            return_exceptions=True,
+        )
+
+    try:
+        first, broken, refused, plain = asyncio.run(main())
+    finally:
+        committer.stop()
+    assert first == (1, 1)
+    assert isinstance(broken, RuntimeError) and str(broken) == "signer broke"
+    assert isinstance(refused, NoLiveBidError)
+    assert isinstance(plain, PutResult) and plain.bid.sequence == 3
+    assert sorted(c[2] for c in calls) == [1, 2]
+    assert all(name == "qev-group-commit" and not in_turn for name, in_turn, _ in calls)
+    # the write whose finish failed is committed all the same
+    assert [b.redemption_id for b in store.live_bids(A)] == [1, 2, 3]
 
 
 def test_failed_batch_fails_every_submitter(store: BidStore) -> None:
