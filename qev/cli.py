@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from qev import __version__
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+_NO_RPC = "qev serve: set QEV_RPC_URL (and QEV_VAULT) so bids' controllers can be checked"
 
 
 def _cmd_version(_: argparse.Namespace) -> int:
@@ -20,8 +26,11 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return run_example(holders=args.holders, mode=args.mode, as_json=args.json)
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def serve_app() -> FastAPI:
+    """The clearing service from ``QEV_*`` settings, checking controllers on the chain.
+
+    A uvicorn app factory: ``qev serve --workers N`` builds one in each worker process.
+    """
     from web3 import Web3
 
     from clearing.api.server import build_app
@@ -31,20 +40,40 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ServiceSettings()
     if not settings.rpc_url:
-        print("qev serve: set QEV_RPC_URL (and QEV_VAULT) so bids' controllers can be checked")
-        return 2
+        raise SystemExit(_NO_RPC)
     w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
     chain = Chain(
         w3, Web3.to_checksum_address(settings.vault), Web3.to_checksum_address(settings.settlement)
     )
-    app = build_app(settings, Web3Redemptions(chain))
-    uvicorn.run(
-        app,
+    return build_app(settings, Web3Redemptions(chain))
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from clearing.api.keys import load_or_create_key
+    from clearing.api.settings import ServiceSettings
+    from clearing.api.workers import run_workers
+
+    settings = ServiceSettings()
+    if not settings.rpc_url:
+        print(_NO_RPC)
+        return 2
+    workers = args.workers or settings.workers
+    config = uvicorn.Config(
+        "qev.cli:serve_app",
+        factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level="warning",
         access_log=False,
     )
+    if workers > 1:
+        for path in (settings.service_key_file, settings.master_secret_file):
+            if path is not None:  # created once, before the workers read them
+                load_or_create_key(path)
+        return run_workers(config, workers)
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -235,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the clearing service (settings from QEV_* env)")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (QEV_WORKERS)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser(

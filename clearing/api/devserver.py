@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from clearing.api.keys import load_or_create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
+from clearing.api.workers import run_workers
 from clearing.calendar import REDEMPTION_WINDOW
 from clearing.redemptions import RedemptionInfo
 from clearing.signing import Signer
@@ -111,15 +113,17 @@ def main() -> None:
     Path(args.data).mkdir(parents=True, exist_ok=True)
     for name in ("service.key", "master.key"):  # before workers start, so they share them
         load_or_create_key(Path(args.data) / name)
-    uvicorn.run(
+    config = uvicorn.Config(
         "clearing.api.devserver:app_from_env",
         factory=True,
         host="127.0.0.1",
         port=args.port,
-        workers=args.workers,
         log_level="warning",
         access_log=False,
     )
+    if args.workers > 1:
+        sys.exit(run_workers(config, args.workers))
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -46,15 +48,24 @@ class StoredAuctionKeys:
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """Read a 32-byte secret stored as hex; create it (mode 0600) if the file is missing."""
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret.hex() + "\n")
-    return secret
+    """Read a 32-byte secret stored as hex; create it (mode 0600) if the file is missing.
+
+    Creation is atomic: the key is written to a private temporary file and linked into
+    place, so processes starting together (worker processes) all read the one key that won.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_bytes(32).hex() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):  # another process's key won
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
 
 
 def service_signer(path: Path) -> Signer:

@@ -40,6 +40,12 @@ class ServiceSettings(BaseSettings):
     vault: str = "0x0000000000000000000000000000000000000000"
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="worker processes, each on its own SO_REUSEPORT socket; rate limits and "
+        "the group commit are per worker",
+    )
 
     def domain_name(self) -> str:
         """The EIP-712 domain name for the configured target."""

@@ -8,9 +8,12 @@ moment after T with ``evm_snapshot``/``evm_revert`` and gets its own SQLite stor
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -267,3 +270,71 @@ def test_killed_and_restarted_on_anvil(anvil: AnvilEnv, crash: str) -> None:
     assert state == ref["state"]
     assert result["allocation_root"] == ref["result"]["allocation_root"]
     assert m.keeper(anvil.store()).close_auction(m.auction_id).done == []
+
+
+def test_qev_serve_workers_read_controllers_from_the_chain(anvil: AnvilEnv, tmp_path: Path) -> None:
+    """``qev serve --workers 2`` on anvil: bids are checked against the vault's requests."""
+    import httpx
+
+    from clearing.api.keys import load_or_create_key
+    from clearing.signing import Signer
+    from qev.sdk import BidderClient, ServiceProblemError
+
+    a, m = anvil.a, anvil.month
+    port = _free_port()
+    keys = tmp_path / "keys"
+    env = {
+        **os.environ,
+        "QEV_RPC_URL": a.url,
+        "QEV_VAULT": m.deployment.vault,
+        "QEV_SETTLEMENT": m.deployment.settlement,
+        "QEV_CHAIN_ID": str(CHAIN_ID),
+        "QEV_GENESIS": str(m.genesis),
+        "QEV_STORE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "QEV_SERVICE_KEY_FILE": str(keys / "service.key"),
+        "QEV_MASTER_SECRET_FILE": str(keys / "master.key"),
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qev", "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "qev serve did not become ready"
+            time.sleep(0.1)
+        service = Signer(load_or_create_key(keys / "service.key")).address
+        rid = m.rids[0]
+        # new connections each time: both workers take part
+        for holder in m.holders[1:9]:
+            stranger = BidderClient(url, holder, service_address=service)
+            with pytest.raises(ServiceProblemError) as refused:
+                stranger.bid(rid, m.sizes[rid], 250)
+            stranger.close()
+            assert (refused.value.status, refused.value.code) == (403, "not_controller")
+        owner = BidderClient(url, m.holders[0], service_address=service)
+        submitted = owner.bid(rid, m.sizes[rid], 250)  # the receipt is verified by the SDK
+        assert submitted.created and submitted.receipt.sequence == 1
+        status = owner.status(submitted.receipt.auction_id, rid)
+        owner.close()
+        assert status["receipt"]["sequence"] == 1 and status["status"] == "live"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
