@@ -7,8 +7,9 @@ users and time against the same service, and prints rps, p50/p95/p99, failures a
 ``--raw`` adds the same measurement with a minimal HTTP/1.1 generator (no locust overhead)
 on a fresh store (``--raw-only``: that alone); ``--repeat N`` runs N interleaved (main,
 ``/healthz``) pairs of ``--time`` seconds each and reports the pair with the median ratio,
-since this shared machine's speed drifts by tens of percent between runs. ``--short`` is the CI variant: a few seconds, exit 1 on any unexpected
-failure (deliberate bad requests only pass with their exact problem code).
+since this shared machine's speed drifts by tens of percent between runs. ``--short`` is
+the CI variant: a few seconds, exit 1 on any unexpected failure (deliberate bad requests
+only pass with their exact problem code).
 """
 
 from __future__ import annotations
