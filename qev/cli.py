@@ -77,6 +77,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _bidder_key() -> bytes:
     import os
     from pathlib import Path
@@ -264,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the clearing service (settings from QEV_* env)")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="worker processes (QEV_WORKERS)")
+    p.add_argument("--workers", type=_positive, default=None, help="worker processes (QEV_WORKERS)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser(

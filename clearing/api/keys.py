@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import tempfile
@@ -52,20 +53,48 @@ def load_or_create_key(path: Path) -> bytes:
 
     Creation is atomic: the key is written to a private temporary file and linked into
     place, so processes starting together (worker processes) all read the one key that won.
+    Where the filesystem has no hard links, an exclusive create is used instead.
     """
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        text = secrets.token_bytes(32).hex() + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_bytes(32).hex() + "\n")
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
-            with contextlib.suppress(FileExistsError):  # another process's key won
+            try:
                 os.link(tmp, path)
+            except FileExistsError:  # another process's key won
+                pass
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    _create_exclusive(path, text)
         finally:
             os.unlink(tmp)
+        _fsync_dir(path.parent)
     return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
+
+
+def _create_exclusive(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new directory entry durable (a crash must not lose the key's name)."""
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def service_signer(path: Path) -> Signer:

@@ -7,8 +7,9 @@ saturated. Here every worker has its own listening socket in one ``SO_REUSEPORT`
 the kernel spreads connections over the workers by a hash of the client's address and port.
 
 The supervisor binds the sockets (so a taken port fails at once), starts one worker per
-socket, replaces a worker that dies on the same socket, and on SIGINT/SIGTERM/SIGHUP stops
-them all with SIGTERM (each drains its queued commits) and waits for them.
+socket, replaces a worker that dies on the same socket (backing off, and giving up if
+replacements keep dying at start), and on SIGINT/SIGTERM/SIGHUP stops them all with SIGTERM
+(each drains its queued commits), killing any that has not stopped after a grace period.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import threading
+import time
 from types import FrameType
 
 from uvicorn.config import STARTUP_FAILURE, Config
@@ -60,48 +61,104 @@ def reuseport_sockets(host: str, port: int, count: int, backlog: int = 2048) -> 
     return sockets
 
 
-def run_workers(config: Config, workers: int) -> int:
+class _Slot:
+    """One socket and the worker process currently serving it."""
+
+    def __init__(self, config: Config, sock: socket.socket) -> None:
+        self.config, self.sock = config, sock
+        self.process: Process | None = None
+        self.started_at = 0.0
+        self.quick_exits = 0  # consecutive exits soon after a start
+        self.restart_at = 0.0
+
+    def start(self) -> None:
+        self.process = Process(self.config, [self.sock])
+        self.started_at = time.monotonic()
+        self.process.start()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.process.is_alive()
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; never raises."""
+        process, self.process = self.process, None
+        if process is None or process.pid is None:
+            return
+        try:
+            process.terminate()
+            process.process.join(grace)
+            if process.process.is_alive():
+                log.error("worker %s did not stop in %.0f s; killing it", process.pid, grace)
+                process.kill()
+                process.process.join(5)
+        except Exception:  # the other workers must still be stopped
+            log.exception("stopping worker %s failed", process.pid)
+
+
+def run_workers(
+    config: Config,
+    workers: int,
+    *,
+    grace: float = 30.0,
+    max_quick_exits: int = 5,
+    quick: float = 10.0,
+) -> int:
     """Serve ``config`` (an import string app) from ``workers`` processes until signalled.
 
-    Returns the exit status: 0 after a signal, 3 if a worker failed to start.
+    A worker that exits is replaced on its socket, after a back-off that doubles (up to 5 s)
+    while replacements keep exiting within ``quick`` seconds of their start; after
+    ``max_quick_exits`` such exits in a row (a store that cannot be opened, a bad setting)
+    the supervisor gives up. On SIGINT/SIGTERM/SIGHUP every worker gets SIGTERM and
+    ``grace`` seconds to drain before SIGKILL. Returns 0 after a signal, 3 on giving up.
     """
     if not isinstance(config.app, str):
         raise ValueError("worker processes need the app as an import string")
     sockets = reuseport_sockets(config.host, config.port, workers)
-    stop = threading.Event()
+    signals: list[int] = []  # a handler may only append: it runs between any two bytecodes
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        signals.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
-    processes = [Process(config, [sock]) for sock in sockets]
+    slots = [_Slot(config, sock) for sock in sockets]
     status = 0
     try:
-        for process in processes:
-            process.start()
+        for slot in slots:
+            slot.start()
         log.info("serving on %s:%d with %d workers", config.host, config.port, workers)
-        while not stop.wait(0.5):
-            for i, process in enumerate(processes):
-                if process.process.is_alive():
-                    continue
-                if process.exitcode == STARTUP_FAILURE:
-                    log.error("worker %s failed to start; stopping", process.pid)
-                    status = STARTUP_FAILURE
-                    stop.set()
-                    break
-                log.warning("worker %s exited with %s; replacing it", process.pid, process.exitcode)
-                processes[i] = Process(config, [sockets[i]])
-                processes[i].start()
+        while not signals and status == 0:
+            time.sleep(0.2)
+            for slot in slots:
+                status = status or _tend(slot, max_quick_exits, quick)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join()
+        for slot in slots:
+            slot.stop(grace)
         for sock in sockets:
             sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return status
+
+
+def _tend(slot: _Slot, max_quick_exits: int, quick: float) -> int:
+    """Replace ``slot``'s worker if it exited (with back-off); STARTUP_FAILURE to give up."""
+    now = time.monotonic()
+    if slot.alive() or now < slot.restart_at:
+        return 0
+    process = slot.process
+    if process is not None:  # it just exited: decide when to replace it
+        failed_start = process.exitcode == STARTUP_FAILURE or now - slot.started_at < quick
+        slot.quick_exits = slot.quick_exits + 1 if failed_start else 0
+        log.warning("worker %s exited with %s", process.pid, process.exitcode)
+        slot.process = None
+        if slot.quick_exits >= max_quick_exits:
+            log.error("workers keep exiting right after they start; giving up")
+            return STARTUP_FAILURE
+        slot.restart_at = now + (min(0.5 * 2 ** (slot.quick_exits - 1), 5.0) if failed_start else 0)
+        if slot.restart_at > now:
+            return 0
+    slot.start()
+    return 0
 
 
 __all__ = ["reuseport_sockets", "run_workers"]

@@ -9,20 +9,29 @@ import time
 from pathlib import Path
 
 import pytest
+import uvicorn
 
-from clearing.api.workers import reuseport_sockets
-from loadtests.harness import DevService, http_request, run_drive, stable_genesis
+from clearing.api.workers import reuseport_sockets, run_workers
+from loadtests.harness import DevService, free_port, http_request, run_drive, stable_genesis
 
 
 def _workers(supervisor: int) -> list[int]:
     """The supervisor's worker processes (not multiprocessing's resource tracker)."""
     children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return [
-        int(pid)
-        for pid in children
-        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    workers = []
+    for pid in children:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+            workers.append(int(pid))
+    return workers
+
+
+def broken_app() -> None:
+    """An app factory that fails, as one whose store cannot be opened would."""
+    raise RuntimeError("store unreachable")
 
 
 def _established(port: int) -> set[int]:
@@ -62,7 +71,7 @@ def test_reuseport_group_shares_a_port_and_refuses_a_taken_one() -> None:
     try:
         port = group[0].getsockname()[1]
         assert {s.getsockname()[1] for s in group} == {port}
-        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(60)]
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
         accepted = []
         for s in group:
             s.setblocking(False)
@@ -111,7 +120,7 @@ def test_workers_share_connections_are_replaced_and_stop_on_sigterm(tmp_path: Pa
         # 64 keep-alive connections, all held open: each worker must serve a fair share
         clients = []
         for _ in range(64):
-            c = socket.create_connection(("127.0.0.1", service.port))
+            c = socket.create_connection(("127.0.0.1", service.port), timeout=10)
             c.sendall(http_request("GET", "/healthz"))
             assert c.recv(4096).startswith(b"HTTP/1.1 200")
             clients.append(c)
@@ -139,3 +148,18 @@ def test_workers_share_connections_are_replaced_and_stop_on_sigterm(tmp_path: Pa
         assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
     finally:
         service.stop()
+
+
+def test_supervisor_gives_up_when_workers_keep_failing_at_start() -> None:
+    config = uvicorn.Config(
+        "tests.integration.test_workers:broken_app",
+        factory=True,
+        host="127.0.0.1",
+        port=free_port(),
+        log_level="critical",
+    )
+    started = time.monotonic()
+    assert run_workers(config, 2, max_quick_exits=2, grace=5) == 3  # STARTUP_FAILURE
+    assert time.monotonic() - started < 60
+    with socket.socket() as again:  # every socket was closed: the port is free again
+        again.bind(("127.0.0.1", config.port))

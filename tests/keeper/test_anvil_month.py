@@ -318,7 +318,7 @@ def test_qev_serve_workers_read_controllers_from_the_chain(anvil: AnvilEnv, tmp_
             time.sleep(0.1)
         service = Signer(load_or_create_key(keys / "service.key")).address
         rid = m.rids[0]
-        # new connections each time: both workers take part
+        # a new client (connection) each time, so the two workers' sockets both get some
         for holder in m.holders[1:9]:
             stranger = BidderClient(url, holder, service_address=service)
             with pytest.raises(ServiceProblemError) as refused:
