@@ -79,19 +79,28 @@ class _Slot:
     def alive(self) -> bool:
         return self.process is not None and self.process.process.is_alive()
 
-    def stop(self, grace: float) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; never raises."""
-        process, self.process = self.process, None
+    def terminate(self) -> None:
+        """Send the worker SIGTERM (it drains its queued commits and exits); never raises."""
+        process = self.process
         if process is None or process.pid is None:
             return
         try:
             process.terminate()
-            process.process.join(grace)
+        except Exception:  # the other workers must still be stopped
+            log.exception("stopping worker %s failed", process.pid)
+
+    def reap(self, deadline: float) -> None:
+        """Wait for the worker until ``deadline`` (monotonic), then SIGKILL; never raises."""
+        process, self.process = self.process, None
+        if process is None or process.pid is None:
+            return
+        try:
+            process.process.join(max(0.0, deadline - time.monotonic()))
             if process.process.is_alive():
-                log.error("worker %s did not stop in %.0f s; killing it", process.pid, grace)
+                log.error("worker %s did not stop in time; killing it", process.pid)
                 process.kill()
                 process.process.join(5)
-        except Exception:  # the other workers must still be stopped
+        except Exception:
             log.exception("stopping worker %s failed", process.pid)
 
 
@@ -131,8 +140,11 @@ def run_workers(
             for slot in slots:
                 status = status or _tend(slot, max_quick_exits, quick)
     finally:
+        for slot in slots:  # all at once: the workers drain side by side
+            slot.terminate()
+        deadline = time.monotonic() + grace
         for slot in slots:
-            slot.stop(grace)
+            slot.reap(deadline)
         for sock in sockets:
             sock.close()
         for sig, handler in previous.items():
