@@ -51,7 +51,6 @@ def serve_app() -> FastAPI:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from clearing.api.keys import load_or_create_key
     from clearing.api.settings import ServiceSettings
     from clearing.api.workers import run_workers
 
@@ -68,10 +67,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
     )
-    if workers > 1:
-        for path in (settings.service_key_file, settings.master_secret_file):
-            if path is not None:  # created once, before the workers read them
-                load_or_create_key(path)
+    if workers > 1:  # the workers share one key file: its creation is atomic
         return run_workers(config, workers)
     uvicorn.Server(config).run()
     return 0
