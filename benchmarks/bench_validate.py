@@ -103,10 +103,10 @@ def _seal_range(start: int, end: int) -> list[tuple[int, int, bytes, bytes, byte
         else:
             env = seal_bid(signer, bid, DOMAIN, public_key)
             if kind == GARBLED:
-                ct = bytearray(env.ciphertext)
-                ct[100] ^= 0x5A  # inside the AEAD-sealed part: the tag check fails
+                garbled = bytearray(env.ciphertext)
+                garbled[100] ^= 0x5A  # inside the AEAD-sealed part: the tag check fails
                 env = Envelope(
-                    env.auction_id, env.redemption_id, env.controller, bytes(ct), env.signature
+                    env.auction_id, env.redemption_id, env.controller, bytes(garbled), env.signature
                 )
         out.append(
             (env.auction_id, env.redemption_id, env.controller, env.ciphertext, env.signature)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
@@ -100,8 +100,12 @@ class DevService:
 
     def spawn(self) -> DevService:
         """Start the process (not waiting for it)."""
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        with open(self.log or os.devnull, "ab") as out:  # the child keeps its own descriptor
+            self.proc = self._popen(out)
+        return self
+
+    def _popen(self, out: BinaryIO) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -126,9 +130,6 @@ class DevService:
             stderr=out,
             start_new_session=True,  # kill -9 reaches uvicorn's workers through the group
         )
-        if out is not subprocess.DEVNULL:
-            out.close()
-        return self
 
     def wait_ready(self, timeout: float = 30.0) -> DevService:
         """Wait until ``/readyz`` answers 200 (RuntimeError if the process dies or times out)."""

@@ -124,7 +124,7 @@ class Bidder(_User):
             with self.client.request(
                 method,
                 path,
-                data=orjson.dumps(body),
+                data=orjson.dumps(body).decode(),
                 headers=_JSON,
                 name=name,
                 catch_response=True,
@@ -135,7 +135,7 @@ class Bidder(_User):
             with self.client.request(
                 method,
                 path,
-                data=body.encode() if body else None,
+                data=body or None,
                 headers=_JSON if body else None,
                 name=name,
                 catch_response=True,

@@ -238,7 +238,7 @@ def _raw(
         "machine": (_busy() - busy) / seconds,
     }
     ok = [r for r in replies if r.status in expect]
-    lat = {}
+    lat: dict[float, int] = {}
     for r in ok:
         ms = round(r.latency * 1000, 1)
         lat[ms] = lat.get(ms, 0) + 1
