@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from clearing.store import postgres as pg_module
 from clearing.store.base import (
     BidStatus,
     CancelResult,
@@ -221,6 +223,48 @@ def test_failed_batch_commits_nothing(
         one.apply([put_op(A, 2, "a"), put_op(A, 3, "b")])
     assert [b.redemption_id for b in one.live_bids(A)] == [1]
     assert all_rows(pg_dsn, pg_schema) == [(A, 1, 1, "live")]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER TABLE {}.bids DROP CONSTRAINT no_more").format(sql.Identifier(pg_schema))
+        )
+    # the failed batch's connection went back to the pool with its transaction ended
+    results = one.apply([put_op(A, 2, "a"), put_op(A, 3, "b")])
+    assert [r.bid.sequence for r in results if isinstance(r, PutResult)] == [2, 3]
+    assert all_rows(pg_dsn, pg_schema) == [(A, 1, 1, "live"), (A, 2, 2, "live"), (A, 3, 3, "live")]
+
+
+def test_bytes_and_uint256_survive_the_batch_literals(
+    replicas: tuple[PostgresBidStore, PostgresBidStore],
+) -> None:
+    """Batches travel as SQL literals: quotes, backslashes, NULs and 2^256-1 round-trip."""
+    one, two = replicas
+    nasty = b"'\\x00'; DROP TABLE bids; --\x00\xff\\" + bytes(range(256))
+    top = 2**256 - 1
+    put = replace(put_op(A, top, "nasty"), ciphertext=nasty, signature=nasty[::-1])
+    (created,) = one.apply([put])
+    assert isinstance(created, PutResult) and created.outcome is PutOutcome.CREATED
+    stored = two.live_bid(A, top)
+    assert stored is not None
+    assert (stored.ciphertext, stored.signature, stored.redemption_id) == (
+        nasty,
+        nasty[::-1],
+        top,
+    )
+    (cancel,) = one.apply([replace(cancel_op(A, top, put.ciphertext_hash), signature=nasty)])
+    assert isinstance(cancel, CancelResult) and cancel.bid.cancel_signature == nasty
+    assert [b.cancel_signature for b in two.history(A, top)] == [nasty]
+
+
+@pytest.mark.parametrize("value", [True, 1.0, "1", None])
+def test_integer_literals_refuse_anything_but_int(value: object) -> None:
+    with pytest.raises(TypeError):
+        pg_module._int(value)
+
+
+@pytest.mark.parametrize("value", ["0xab", bytearray(b"ab"), 1])
+def test_bytea_literals_refuse_anything_but_bytes(value: object) -> None:
+    with pytest.raises(TypeError):
+        pg_module._bytea(value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad", ["Qev", "qev;drop", "1abc", "", "a-b", "x" * 64])
