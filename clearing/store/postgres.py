@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
@@ -84,6 +85,9 @@ _RETRYABLE = (
     pg_errors.UniqueViolation,
 )
 _MAX_ATTEMPTS = 8
+# A pooled connection that answered this recently (s) is handed out without the pool's
+# checking round trip; one that died since fails its statement, and the write is retried.
+_FRESH = 1.0
 
 
 def _row_to_bid(row: Sequence[Any]) -> StoredBid:
@@ -207,13 +211,17 @@ class PostgresBidStore:
         a pooled connection before ``StoreUnavailableError``.
         """
         self._schema = check_schema_name(schema)
+        # when each pooled connection last answered a statement (see ``_check``)
+        self._answered: weakref.WeakKeyDictionary[psycopg.Connection[tuple[Any, ...]], float] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"connect_timeout": connect_timeout},
+            kwargs={"connect_timeout": connect_timeout, "application_name": f"qev-store-{schema}"},
             configure=self._configure,
-            check=ConnectionPool.check_connection,
+            check=self._check,
             timeout=timeout,
             name=f"qev-store-{schema}",
             open=False,
@@ -235,12 +243,35 @@ class PostgresBidStore:
 
     # -- plumbing ----------------------------------------------------------------------
 
+    def _check(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """The pool's check at checkout: a round trip, unless ``conn`` answered just now."""
+        answered = self._answered.get(conn)
+        if (
+            answered is not None
+            and time.monotonic() - answered < _FRESH
+            and conn.pgconn.status == pq.ConnStatus.OK
+        ):
+            return
+        ConnectionPool.check_connection(conn)
+
     def _read(self, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
-        try:
-            with self._pool.connection() as conn:
-                return fn(conn)
-        except psycopg.Error as exc:
-            raise StoreUnavailableError(f"PostgreSQL read failed: {exc}") from exc
+        """Run a read; a lost connection (it skipped the check) is retried once."""
+        conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        for retry in (False, True):
+            try:
+                with self._pool.connection() as conn:
+                    value = fn(conn)
+                    self._answered[conn] = time.monotonic()
+                    return value
+            except psycopg.OperationalError as exc:
+                if retry or conn is None or conn.pgconn.status == pq.ConnStatus.OK:
+                    raise StoreUnavailableError(f"PostgreSQL read failed: {exc}") from exc
+                self._answered.clear()  # whatever dropped it may have dropped them all
+            except (PoolTimeout, PoolClosed) as exc:
+                raise StoreUnavailableError(f"no PostgreSQL connection: {exc}") from exc
+            except psycopg.Error as exc:
+                raise StoreUnavailableError(f"PostgreSQL read failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def _write(self, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
         """Run ``fn`` in one transaction, retrying it whole on transient conflicts."""
@@ -272,12 +303,15 @@ class PostgresBidStore:
 
             try:
                 with self._pool.connection() as conn:
-                    return attempt(conn, committing)
+                    value = attempt(conn, committing)
+                    self._answered[conn] = time.monotonic()
+                    return value
             except _RETRYABLE as exc:
                 last = exc
             except (PoolTimeout, PoolClosed) as exc:
                 raise StoreUnavailableError(f"no PostgreSQL connection: {exc}") from exc
             except psycopg.OperationalError as exc:
+                self._answered.clear()  # check every pooled connection again
                 # Before COMMIT was sent the transaction surely did not commit: retry on a
                 # fresh connection. After, the outcome is unknown: report, never guess.
                 if commit_sent:

@@ -233,6 +233,37 @@ def test_failed_batch_commits_nothing(
     assert all_rows(pg_dsn, pg_schema) == [(A, 1, 1, "live"), (A, 2, 2, "live"), (A, 3, 3, "live")]
 
 
+def _terminate_store_connections(dsn: str, schema: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            (f"qev-store-{schema}",),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_connections_lost_while_pooled_are_replaced_without_an_error(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """A connection that answered within the last second skips the pool's check; if the
+    server dropped it meanwhile, the read or the batch is retried on a fresh one."""
+    store = make_pg_store(pg_dsn, pg_schema)
+    try:
+        store.migrate()
+        store.apply([put_op(A, 1, "one")])
+        assert _terminate_store_connections(pg_dsn, pg_schema) >= 1
+        live = store.live_bid(A, 1)  # on a dead, recently used connection first
+        assert live is not None and live.sequence == 1
+        assert _terminate_store_connections(pg_dsn, pg_schema) >= 1
+        (result,) = store.apply([put_op(A, 2, "two")])
+        assert isinstance(result, PutResult) and result.bid.sequence == 2
+        assert all_rows(pg_dsn, pg_schema) == [(A, 1, 1, "live"), (A, 2, 2, "live")]
+    finally:
+        store.close()
+
+
 def test_bytes_and_uint256_survive_the_batch_literals(
     replicas: tuple[PostgresBidStore, PostgresBidStore],
 ) -> None:
