@@ -34,7 +34,7 @@ class ServiceSettings(BaseSettings):
     controller_rate: float = Field(default=5.0, description="bid writes/s per controller")
     controller_burst: int = 20
     commit_max_batch: int = 256
-    commit_max_wait: float = Field(default=0.002, description="longest linger of a batch (s)")
+    commit_max_wait: float = Field(default=0.001, description="longest linger of a batch (s)")
     commit_quiet: float = Field(default=0.0005, description="stop lingering after this (s)")
     rpc_url: str | None = None  # chain RPC used to check each bid's controller
     vault: str = "0x0000000000000000000000000000000000000000"

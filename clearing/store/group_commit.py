@@ -83,7 +83,7 @@ class GroupCommitter:
         self,
         store: BidStore,
         max_batch: int = 256,
-        max_wait: float = 0.002,
+        max_wait: float = 0.001,
         quiet: float = 0.0005,
         cooldown: float = 1.0,
     ) -> None:
