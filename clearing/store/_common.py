@@ -38,10 +38,11 @@ def check_operation(op: Operation) -> None:
         raise TypeError(f"not a store operation: {type(op).__name__}")
     for name in ("auction_id", "received_at"):
         value = getattr(op, name)
-        if not isinstance(value, int) or not 0 <= value < INT64_LIMIT:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < INT64_LIMIT:
             raise ValueError(f"{name} must be an int in [0, 2^63): {value!r}")
-    if not isinstance(op.redemption_id, int) or not 0 <= op.redemption_id < UINT256_LIMIT:
-        raise ValueError(f"redemption_id must be a uint256: {op.redemption_id!r}")
+    rid = op.redemption_id
+    if not isinstance(rid, int) or isinstance(rid, bool) or not 0 <= rid < UINT256_LIMIT:
+        raise ValueError(f"redemption_id must be a uint256: {rid!r}")
     fields = ["controller", "ciphertext_hash", "signature"]
     if isinstance(op, PutBid):
         fields.append("ciphertext")

@@ -181,6 +181,20 @@ def _row_literal(new: NewRow) -> str:
     )
 
 
+class _Commit:
+    """Whether an attempt has sent its ``COMMIT`` (then a lost connection is ambiguous)."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
+def _aborted(conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+    """The connection is alive inside a transaction the server has aborted."""
+    return not conn.closed and conn.info.transaction_status == pq.TransactionStatus.INERROR
+
+
 def _roll_back_quietly(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
     """End a failed batch's open transaction, if the connection still works."""
     if conn.closed or conn.info.transaction_status not in (
@@ -263,12 +277,12 @@ class PostgresBidStore:
                     value = fn(conn)
                     self._answered[conn] = time.monotonic()
                     return value
+            except (PoolTimeout, PoolClosed) as exc:  # before OperationalError: subclasses
+                raise StoreUnavailableError(f"no PostgreSQL connection: {exc}") from exc
             except psycopg.OperationalError as exc:
                 if retry or conn is None or conn.pgconn.status == pq.ConnStatus.OK:
                     raise StoreUnavailableError(f"PostgreSQL read failed: {exc}") from exc
                 self._answered.clear()  # whatever dropped it may have dropped them all
-            except (PoolTimeout, PoolClosed) as exc:
-                raise StoreUnavailableError(f"no PostgreSQL connection: {exc}") from exc
             except psycopg.Error as exc:
                 raise StoreUnavailableError(f"PostgreSQL read failed: {exc}") from exc
         raise AssertionError("unreachable")
@@ -276,34 +290,29 @@ class PostgresBidStore:
     def _write(self, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
         """Run ``fn`` in one transaction, retrying it whole on transient conflicts."""
 
-        def attempt(conn: psycopg.Connection[tuple[Any, ...]], committing: Callable[[], None]) -> T:
+        def attempt(conn: psycopg.Connection[tuple[Any, ...]], commit: _Commit) -> T:
             with conn.transaction():
                 value = fn(conn)
-                committing()
+                commit.sent = True
             return value
 
         return self._retrying(attempt)
 
     def _retrying(
         self,
-        attempt: Callable[[psycopg.Connection[tuple[Any, ...]], Callable[[], None]], T],
+        attempt: Callable[[psycopg.Connection[tuple[Any, ...]], _Commit], T],
     ) -> T:
-        """Run ``attempt(conn, committing)`` on a pooled connection until it succeeds.
+        """Run ``attempt(conn, commit)`` on a pooled connection until it succeeds.
 
-        ``attempt`` calls ``committing()`` just before it sends ``COMMIT``: a lost connection
+        ``attempt`` sets ``commit.sent`` just before it sends ``COMMIT``: a lost connection
         after that point leaves the outcome unknown, so it is reported, never retried.
         """
         last: Exception | None = None
         for attempt_no in range(_MAX_ATTEMPTS):
-            commit_sent = False
-
-            def committing() -> None:
-                nonlocal commit_sent
-                commit_sent = True
-
+            commit = _Commit()
             try:
                 with self._pool.connection() as conn:
-                    value = attempt(conn, committing)
+                    value = attempt(conn, commit)
                     self._answered[conn] = time.monotonic()
                     return value
             except _RETRYABLE as exc:
@@ -314,7 +323,7 @@ class PostgresBidStore:
                 self._answered.clear()  # check every pooled connection again
                 # Before COMMIT was sent the transaction surely did not commit: retry on a
                 # fresh connection. After, the outcome is unknown: report, never guess.
-                if commit_sent:
+                if commit.sent:
                     raise StoreUnavailableError(f"PostgreSQL commit failed: {exc}") from exc
                 last = exc
             except psycopg.Error as exc:
@@ -367,7 +376,7 @@ class PostgresBidStore:
         reads = _lock_statements(redemptions_by_auction(ops))
 
         def attempt(
-            conn: psycopg.Connection[tuple[Any, ...]], committing: Callable[[], None]
+            conn: psycopg.Connection[tuple[Any, ...]], commit: _Commit
         ) -> list[Result | StoreError]:
             try:
                 cur = conn.execute(reads)
@@ -380,10 +389,12 @@ class PostgresBidStore:
                         live[(bid.auction_id, bid.redemption_id)] = (row[0], bid)
                 plan = plan_batch(ops, live, last)
                 writes = _write_statements(plan)
-                committing()
+                commit.sent = True
                 # A failing statement skips the rest of the string, COMMIT included.
                 conn.execute(writes)
             except BaseException:
+                if _aborted(conn):  # the server refused a statement: COMMIT never ran
+                    commit.sent = False
                 _roll_back_quietly(conn)
                 raise
             return plan.results

@@ -233,6 +233,33 @@ def test_failed_batch_commits_nothing(
     assert all_rows(pg_dsn, pg_schema) == [(A, 1, 1, "live"), (A, 2, 2, "live"), (A, 3, 3, "live")]
 
 
+def test_server_error_in_the_writes_is_retried_not_reported_as_unknown(
+    replicas: tuple[PostgresBidStore, PostgresBidStore], pg_dsn: str, pg_schema: str
+) -> None:
+    """lock_not_available (an OperationalError) from the write statements: the server
+    aborted the transaction, so COMMIT surely never ran and the batch is retried."""
+    one, _ = replicas
+    schema = sql.Identifier(pg_schema)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(  # a sequence, unlike a table, keeps counting through a rollback
+            sql.SQL(
+                "CREATE SEQUENCE {s}.inserts;"
+                "CREATE FUNCTION {s}.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN IF nextval('{s}.inserts') = 1 THEN"
+                "  RAISE EXCEPTION 'injected' USING ERRCODE = 'lock_not_available'; END IF;"
+                " RETURN NEW; END $$;"
+                "CREATE TRIGGER fail_once BEFORE INSERT ON {s}.bids"
+                " FOR EACH ROW EXECUTE FUNCTION {s}.fail_once()"
+            ).format(s=schema)
+        )
+    (result,) = one.apply([put_op(A, 1, "once")])
+    assert isinstance(result, PutResult) and result.bid.sequence == 1
+    assert all_rows(pg_dsn, pg_schema) == [(A, 1, 1, "live")]
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute(sql.SQL("SELECT last_value FROM {}.inserts").format(schema)).fetchone()
+    assert row == (2,)  # the first attempt failed and rolled back, the second committed
+
+
 def _terminate_store_connections(dsn: str, schema: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(

@@ -198,7 +198,13 @@ def test_batch_sees_its_own_writes(store: BidStore) -> None:
 
 
 def test_invalid_operations_are_rejected_before_any_write(store: BidStore) -> None:
-    for bad in (put_op(2**63, 1, "x"), put_op(A, 2**256, "x"), put_op(A, -1, "x")):
+    for bad in (
+        put_op(2**63, 1, "x"),
+        put_op(A, 2**256, "x"),
+        put_op(A, -1, "x"),
+        put_op(A, True, "x"),
+        dataclasses.replace(put_op(A, 1, "x"), received_at=True),
+    ):
         with pytest.raises(ValueError):
             store.apply([put_op(A, 1, "fine"), bad])
     assert store.live_bids(A) == []
