@@ -55,26 +55,24 @@ from clearing.store.base import (
 
 T = TypeVar("T")
 
-# These select the columns ``_row_to_bid`` expects, in its order.
-_SELECT_LIVE = (
-    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
-    " sequence, received_at, status, cancel_signature FROM bids"
-    " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live'"
-)
-_SELECT_LIVE_OF_AUCTION = (
-    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
-    " sequence, received_at, status, cancel_signature FROM bids"
-    " WHERE auction_id = %s AND status = 'live' ORDER BY redemption_id"
-)
-_SELECT_HISTORY = (
-    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
-    " sequence, received_at, status, cancel_signature FROM bids"
-    " WHERE auction_id = %s AND redemption_id = %s::numeric ORDER BY sequence"
-)
+# Every bid query selects these columns, in the order ``_row_to_bid`` expects.
 _BID_COLUMNS = (
     "id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
     " sequence, received_at, status, cancel_signature"
 )
+_SELECT_LIVE = (
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
+    " WHERE auction_id = %s AND redemption_id = %s::numeric AND status = 'live'"
+)
+_SELECT_LIVE_OF_AUCTION = (
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
+    " WHERE auction_id = %s AND status = 'live' ORDER BY redemption_id"
+)
+_SELECT_HISTORY = (
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
+    " WHERE auction_id = %s AND redemption_id = %s::numeric ORDER BY sequence"
+)
+# The columns of ``NewRow.values``, in its order.
 _INSERT_BIDS = (
     "INSERT INTO bids (auction_id, redemption_id, controller, ciphertext, ciphertext_hash,"
     " signature, sequence, received_at, status, cancel_signature, cancelled_at) VALUES "
@@ -169,16 +167,19 @@ def _write_statements(plan: BatchPlan) -> bytes:
     return ";\n".join(statements).encode()
 
 
+def _literal(value: object) -> str:
+    """One ``NewRow.values`` value as SQL: NULL, an int, a bytea or a bid status name."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return _bytea(value)
+    if isinstance(value, str):
+        return f"'{BidStatus(value).value}'"  # only the three names the CHECK allows
+    return _int(value)
+
+
 def _row_literal(new: NewRow) -> str:
-    bid = new.bid
-    status = BidStatus(bid.status).value  # one of the three names the CHECK allows
-    cancelled_at = "NULL" if new.cancelled_at is None else _int(new.cancelled_at)
-    return (
-        f"({_int(bid.auction_id)}, {_int(bid.redemption_id)}, {_bytea(bid.controller)},"
-        f" {_bytea(bid.ciphertext)}, {_bytea(bid.ciphertext_hash)}, {_bytea(bid.signature)},"
-        f" {_int(bid.sequence)}, {_int(bid.received_at)}, '{status}',"
-        f" {_bytea(bid.cancel_signature)}, {cancelled_at})"
-    )
+    return "(" + ", ".join(_literal(v) for v in new.values(int)) + ")"
 
 
 class _Commit:

@@ -319,6 +319,12 @@ def test_integer_literals_refuse_anything_but_int(value: object) -> None:
         pg_module._int(value)
 
 
+def test_text_literals_are_only_bid_status_names() -> None:
+    assert pg_module._literal("superseded") == "'superseded'"
+    with pytest.raises(ValueError):
+        pg_module._literal("live'); DROP TABLE bids; --")
+
+
 @pytest.mark.parametrize("value", ["0xab", bytearray(b"ab"), 1])
 def test_bytea_literals_refuse_anything_but_bytes(value: object) -> None:
     with pytest.raises(TypeError):
