@@ -16,7 +16,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from clearing.api.keys import load_or_create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.api.workers import run_workers
@@ -126,8 +125,8 @@ def main() -> None:
         QEV_DEV_HOLDERS=str(args.holders),
     )
     Path(args.data).mkdir(parents=True, exist_ok=True)
-    for name in ("service.key", "master.key"):  # before workers start, so they share them
-        load_or_create_key(Path(args.data) / name)
+    # derived once here, not by each worker (key files need no such step: their creation
+    # is atomic, so workers starting together share the one that wins)
     holder_addresses(args.seed, args.holders, _holders_file(Path(args.data), args.seed))
     config = uvicorn.Config(
         "clearing.api.devserver:app_from_env",

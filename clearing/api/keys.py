@@ -60,10 +60,7 @@ def load_or_create_key(path: Path) -> bytes:
         text = secrets.token_bytes(32).hex() + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+            _write_synced(fd, text)
             try:
                 os.link(tmp, path)
             except FileExistsError:  # another process's key won
@@ -80,7 +77,11 @@ def load_or_create_key(path: Path) -> bytes:
 
 
 def _create_exclusive(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _write_synced(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), text)
+
+
+def _write_synced(fd: int, text: str) -> None:
+    """Write ``text`` to the new file ``fd`` and fsync it (closes ``fd``)."""
     with os.fdopen(fd, "w") as f:
         f.write(text)
         f.flush()
