@@ -47,8 +47,13 @@ def deploy_stack(
     genesis: int = 0,
     admin_fee_bps: int = 0,
     fee_recipient: str | None = None,
+    receipt_signer: str | None = None,
 ) -> Deployment:
-    """Deploy USDai, the vault and QEVSettlement; grant the keeper accounts their roles."""
+    """Deploy USDai, the vault and QEVSettlement; grant the keeper accounts their roles.
+
+    ``receipt_signer``, when given, is registered as the settlement's ``receiptSigner`` (the
+    service's receipt-signing address clients pin from the chain) by the admin after the roles.
+    """
     usdai = deploy(w3, "MockUSDai", admin, admin)
     vault = deploy(w3, "StakedUSDaiQueue", admin, usdai.address, genesis, admin)
     settlement = deploy(
@@ -64,6 +69,8 @@ def deploy_stack(
     for k in keepers:
         transact(w3, vault.functions.grantRole(strategy, k), admin)
         transact(w3, settlement.functions.grantRole(keeper_role, k), admin)
+    if receipt_signer is not None:
+        transact(w3, settlement.functions.setReceiptSigner(receipt_signer), admin)
     return Deployment(usdai.address, vault.address, settlement.address)
 
 

@@ -34,7 +34,11 @@ import {IStakedUSDaiQueue} from "./interfaces/IStakedUSDaiQueue.sol";
  * EIP-712 domain ("QEVSettlement", "1", chainId, this) for the inner `Bid`, the `SealedBid` envelope and
  * `CancelBid` (the contract only exposes the digests; signatures are checked off-chain by the service/keeper).
  *
- * Roles: DEFAULT_ADMIN_ROLE (setAdminFee, role admin), KEEPER_ROLE (commitAuctionKey, settleAuction).
+ * Roles: DEFAULT_ADMIN_ROLE (setAdminFee, setReceiptSigner, role admin), KEEPER_ROLE (commitAuctionKey,
+ * settleAuction).
+ *
+ * `receiptSigner` is the address the off-chain service signs bid receipts with; clients pin it from here
+ * (0 until the admin registers it). The contract itself never checks receipts.
  * The vault must grant this contract its QEV_SETTLEMENT_ROLE.
  */
 contract QEVSettlement is AccessControl, EIP712 {
@@ -144,6 +148,7 @@ contract QEVSettlement is AccessControl, EIP712 {
     );
     event AuctionKeyRevealed(uint64 indexed auctionId, bytes32 privateKey);
     event AdminFeeSet(uint256 adminFeeBps, address feeRecipient);
+    event ReceiptSignerSet(address indexed previous, address indexed signer);
 
     /*------------------------------------------------------------------------*/
     /* State */
@@ -162,6 +167,10 @@ contract QEVSettlement is AccessControl, EIP712 {
     mapping(uint64 => mapping(uint256 => uint256)) internal _nonces;
     /// @dev auctionId => redemptionId / 256 => bitmap of claimed leaves (one leaf per request per auction).
     mapping(uint64 => mapping(uint256 => uint256)) internal _claimed;
+
+    /// @notice The service's receipt-signing address (set by DEFAULT_ADMIN_ROLE; 0 until set).
+    /// @dev Declared last so the slots of the state above are unchanged.
+    address public receiptSigner;
 
     /*------------------------------------------------------------------------*/
     /* Constructor */
@@ -480,6 +489,14 @@ contract QEVSettlement is AccessControl, EIP712 {
     /// @notice Set the admin fee (basis points of burnt shares) and its recipient (DEFAULT_ADMIN_ROLE).
     function setAdminFee(uint256 adminFeeBps_, address feeRecipient_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setAdminFee(adminFeeBps_, feeRecipient_);
+    }
+
+    /// @notice Register (or rotate) the service's receipt-signing address (DEFAULT_ADMIN_ROLE; not 0).
+    function setReceiptSigner(address signer) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (signer == address(0)) revert InvalidAddress();
+        address previous = receiptSigner;
+        receiptSigner = signer;
+        emit ReceiptSignerSet(previous, signer);
     }
 
     /*------------------------------------------------------------------------*/

@@ -36,6 +36,7 @@ contract QEVSettlementTest is Base {
         uint256 payout
     );
     event AuctionKeyRevealed(uint64 indexed auctionId, bytes32 privateKey);
+    event ReceiptSignerSet(address indexed previous, address indexed signer);
 
     function setUp() public override {
         super.setUp();
@@ -464,6 +465,52 @@ contract QEVSettlementTest is Base {
         settlement.setAdminFee(100, feeRecipient);
         assertEq(settlement.adminFeeBps(), 100);
         assertEq(settlement.feeRecipient(), feeRecipient);
+    }
+
+    function test_setReceiptSigner() public {
+        address signer = address(0x5161);
+        assertEq(settlement.receiptSigner(), address(0));
+        vm.expectEmit();
+        emit ReceiptSignerSet(address(0), signer);
+        vm.prank(admin);
+        settlement.setReceiptSigner(signer);
+        assertEq(settlement.receiptSigner(), signer);
+    }
+
+    function test_setReceiptSigner_notAdmin_reverts() public {
+        // the keeper holds KEEPER_ROLE but not DEFAULT_ADMIN_ROLE
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, keeper, bytes32(0)));
+        vm.prank(keeper);
+        settlement.setReceiptSigner(address(0x5161));
+        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, alice, bytes32(0)));
+        vm.prank(alice);
+        settlement.setReceiptSigner(alice);
+        assertEq(settlement.receiptSigner(), address(0));
+    }
+
+    function test_setReceiptSigner_zero_reverts() public {
+        vm.expectRevert(QEVSettlement.InvalidAddress.selector);
+        vm.prank(admin);
+        settlement.setReceiptSigner(address(0));
+
+        vm.prank(admin);
+        settlement.setReceiptSigner(address(0x5161));
+        vm.expectRevert(QEVSettlement.InvalidAddress.selector);
+        vm.prank(admin);
+        settlement.setReceiptSigner(address(0)); // cannot be cleared once set either
+        assertEq(settlement.receiptSigner(), address(0x5161));
+    }
+
+    function test_setReceiptSigner_rotate() public {
+        address first = address(0x5161);
+        address second = address(0x5162);
+        vm.prank(admin);
+        settlement.setReceiptSigner(first);
+        vm.expectEmit();
+        emit ReceiptSignerSet(first, second);
+        vm.prank(admin);
+        settlement.setReceiptSigner(second);
+        assertEq(settlement.receiptSigner(), second);
     }
 
     function test_emptySettlement() public {
