@@ -133,9 +133,24 @@ def cancel_refusal(live: StoredBid | None, op: CancelBid) -> StoreError | None:
     return None
 
 
-def cancelled(live: StoredBid, op: CancelBid) -> CancelResult:
-    """The result of applying a cancel to the live bid."""
-    return CancelResult(replace(live, status=BidStatus.CANCELLED, cancel_signature=op.signature))
+def cancelled(live: StoredBid, op: CancelBid, sequence: int) -> StoredBid:
+    """The live bid once ``op`` cancelled it, the cancel taking ``sequence``."""
+    return replace(
+        live,
+        status=BidStatus.CANCELLED,
+        cancel_signature=op.signature,
+        cancel_sequence=sequence,
+        cancelled_at=op.received_at,
+    )
+
+
+def pick_latest(rows: Sequence[StoredBid]) -> StoredBid | None:
+    """Of a pair's live row and its last row by sequence (a ``latest`` read, in any order,
+    possibly the same row twice): the live one, else the last."""
+    live = [bid for bid in rows if bid.status is BidStatus.LIVE]
+    if live:
+        return live[0]
+    return max(rows, key=lambda bid: bid.sequence, default=None)
 
 
 # --- whole-batch planning ---------------------------------------------------------------
@@ -148,7 +163,6 @@ class NewRow:
     """A row a batch inserts; its status is final (a later op of the batch may change it)."""
 
     bid: StoredBid
-    cancelled_at: int | None = None
 
     def values(self, redemption_id: Callable[[int], object]) -> tuple[object, ...]:
         """The ``bids`` columns in schema order, the redemption id encoded for the backend."""
@@ -164,8 +178,19 @@ class NewRow:
             bid.received_at,
             bid.status.value,
             bid.cancel_signature,
-            self.cancelled_at,
+            bid.cancelled_at,
+            bid.cancel_sequence,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A cancel of a row stored before the batch: the ``UPDATE`` it needs."""
+
+    row_id: Hashable
+    signature: bytes
+    cancelled_at: int
+    sequence: int  # the cancel's own, from the auction's counter
 
 
 @dataclass(slots=True)
@@ -179,7 +204,7 @@ class BatchPlan:
     results: list[Result | StoreError] = field(default_factory=list)
     inserts: list[NewRow] = field(default_factory=list)
     superseded: list[Hashable] = field(default_factory=list)
-    cancelled: list[tuple[bytes, int, Hashable]] = field(default_factory=list)  # sig, at, id
+    cancelled: list[Cancellation] = field(default_factory=list)
     last_sequence: dict[int, int] = field(default_factory=dict)  # only auctions that moved
 
 
@@ -205,7 +230,8 @@ def plan_batch(
 
     The same rules as one operation at a time (``put_outcome``, ``cancel_refusal``), so a
     batch equals its operations applied one by one: a later operation sees what an earlier
-    one of the same batch did. ``last_sequence`` is each auction's counter before the batch.
+    one of the same batch did. ``last_sequence`` is each auction's counter before the batch;
+    a new bid and a cancel each take the next number.
     """
     plan = BatchPlan()
     counters = dict(last_sequence)
@@ -235,26 +261,39 @@ def plan_batch(
                 plan.results.append(refusal)
                 continue
             assert where is not None and before is not None  # a missing bid is refused
-            _retire(plan, where, op)
+            sequence = counters.get(op.auction_id, 0) + 1
+            counters[op.auction_id] = sequence
+            bid = cancelled(before, op, sequence)
+            _retire(plan, where, bid)
             del current[pair]
-            plan.results.append(cancelled(before, op))
+            plan.results.append(CancelResult(bid))
     plan.last_sequence = {a: n for a, n in counters.items() if n != last_sequence.get(a, 0)}
     return plan
 
 
-def _retire(plan: BatchPlan, where: _Where, cancel: CancelBid | None = None) -> None:
-    """Mark the pair's live row (stored or new in this batch) superseded, or cancelled."""
+def _retire(plan: BatchPlan, where: _Where, cancelled_bid: StoredBid | None = None) -> None:
+    """Mark the pair's live row (stored or new in this batch) superseded, or cancelled as
+    ``cancelled_bid`` (the row with its cancel fields) says."""
     kind, ref = where
     if kind == "db":
-        if cancel is None:
+        if cancelled_bid is None:
             plan.superseded.append(ref)
         else:
-            plan.cancelled.append((cancel.signature, cancel.received_at, ref))
+            assert cancelled_bid.cancel_signature is not None
+            assert cancelled_bid.cancelled_at is not None
+            assert cancelled_bid.cancel_sequence is not None
+            plan.cancelled.append(
+                Cancellation(
+                    ref,
+                    cancelled_bid.cancel_signature,
+                    cancelled_bid.cancelled_at,
+                    cancelled_bid.cancel_sequence,
+                )
+            )
         return
     assert isinstance(ref, int)
     row = plan.inserts[ref]
-    if cancel is None:
+    if cancelled_bid is None:
         row.bid = replace(row.bid, status=BidStatus.SUPERSEDED)
     else:
-        row.bid = replace(row.bid, status=BidStatus.CANCELLED, cancel_signature=cancel.signature)
-        row.cancelled_at = cancel.received_at
+        row.bid = cancelled_bid

@@ -3,6 +3,11 @@
 Writes are *operations* applied in batches: a backend applies a list of operations in one
 transaction and commits once, which is how durable intake reaches thousands of bids per
 second (group commit, see ``group_commit``). A result is only returned after the commit.
+
+DESIGN revision 2 rules every backend enforces inside that transaction:
+
+* a cancel consumes the next per-auction sequence number (``StoredBid.cancel_sequence``),
+  so bid and cancel receipts share one gapless, unique sequence per auction.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class StoredBid:
     received_at: int  # unix seconds, the service clock
     status: BidStatus
     cancel_signature: bytes | None = None
+    # For a cancelled envelope: the cancel's own sequence (same counter as ``sequence``;
+    # None for rows cancelled before DESIGN revision 2) and its time.
+    cancel_sequence: int | None = None
+    cancelled_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,14 @@ class BidStore(Protocol):
 
     def history(self, auction_id: int, redemption_id: int) -> list[StoredBid]:
         """Every stored envelope of a pair (live, superseded, cancelled) by sequence."""
+
+    def latest(self, auction_id: int, redemption_id: int) -> StoredBid | None:
+        """The pair's live bid, else its most recent envelope by sequence (two indexed
+        single-row reads, never the pair's whole history)."""
+
+    def retired_bids(self, auction_id: int) -> list[StoredBid]:
+        """Every superseded and cancelled envelope of an auction by sequence (the audit
+        trail published beside the book)."""
 
     def put_artifact(self, auction_id: int, name: str, body: bytes) -> None:
         """Durably store a published artifact (result, book, key...), replacing any old one."""

@@ -41,6 +41,7 @@ from clearing.store._common import (
     check_operation,
     check_schema_name,
     load_migrations,
+    pick_latest,
     plan_batch,
     redemptions_by_auction,
 )
@@ -58,7 +59,7 @@ T = TypeVar("T")
 # Every bid query selects these columns, in the order ``_row_to_bid`` expects.
 _BID_COLUMNS = (
     "id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
-    " sequence, received_at, status, cancel_signature"
+    " sequence, received_at, status, cancel_signature, cancelled_at, cancel_sequence"
 )
 _SELECT_LIVE = (
     f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
@@ -72,10 +73,23 @@ _SELECT_HISTORY = (
     f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
     " WHERE auction_id = %s AND redemption_id = %s::numeric ORDER BY sequence"
 )
+# The live row, then the pair's last row by sequence: at most two rows, each one index probe
+# (bids_one_live, then bids_pair_history backwards).
+_SELECT_LATEST = (
+    f"(SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
+    " WHERE auction_id = %(a)s AND redemption_id = %(r)s::numeric AND status = 'live')"
+    f" UNION ALL (SELECT {_BID_COLUMNS} FROM bids"
+    " WHERE auction_id = %(a)s AND redemption_id = %(r)s::numeric ORDER BY sequence DESC LIMIT 1)"
+)
+_SELECT_RETIRED = (
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
+    " WHERE auction_id = %s AND status <> 'live' ORDER BY sequence"
+)
 # The columns of ``NewRow.values``, in its order.
 _INSERT_BIDS = (
     "INSERT INTO bids (auction_id, redemption_id, controller, ciphertext, ciphertext_hash,"
-    " signature, sequence, received_at, status, cancel_signature, cancelled_at) VALUES "
+    " signature, sequence, received_at, status, cancel_signature, cancelled_at,"
+    " cancel_sequence) VALUES "
 )
 _RETRYABLE = (
     pg_errors.SerializationFailure,
@@ -100,6 +114,8 @@ def _row_to_bid(row: Sequence[Any]) -> StoredBid:
         received_at=row[8],
         status=BidStatus(row[9]),
         cancel_signature=None if row[10] is None else bytes(row[10]),
+        cancelled_at=row[11],
+        cancel_sequence=row[12],
     )
 
 
@@ -151,10 +167,11 @@ def _write_statements(plan: BatchPlan) -> bytes:
     if plan.superseded:
         ids = ", ".join(_int(i) for i in plan.superseded)
         statements.append(f"UPDATE bids SET status = 'superseded' WHERE id IN ({ids})")  # noqa: S608
-    for signature, at, row_id in plan.cancelled:
+    for c in plan.cancelled:
         statements.append(
-            f"UPDATE bids SET status = 'cancelled', cancel_signature = {_bytea(signature)},"  # noqa: S608
-            f" cancelled_at = {_int(at)} WHERE id = {_int(row_id)}"
+            f"UPDATE bids SET status = 'cancelled', cancel_signature = {_bytea(c.signature)},"  # noqa: S608
+            f" cancelled_at = {_int(c.cancelled_at)}, cancel_sequence = {_int(c.sequence)}"
+            f" WHERE id = {_int(c.row_id)}"
         )
     if plan.inserts:
         statements.append(_INSERT_BIDS + ", ".join(_row_literal(new) for new in plan.inserts))
@@ -425,6 +442,17 @@ class PostgresBidStore:
         rows = self._read(
             lambda conn: conn.execute(_SELECT_HISTORY, (auction_id, redemption_id)).fetchall()
         )
+        return [_row_to_bid(row) for row in rows]
+
+    def latest(self, auction_id: int, redemption_id: int) -> StoredBid | None:
+        """The pair's live bid, else its most recent envelope by sequence (two index probes)."""
+        key = {"a": auction_id, "r": redemption_id}
+        rows = self._read(lambda conn: conn.execute(_SELECT_LATEST, key).fetchall())
+        return pick_latest([_row_to_bid(row) for row in rows])
+
+    def retired_bids(self, auction_id: int) -> list[StoredBid]:
+        """Every superseded and cancelled envelope of an auction, by sequence."""
+        rows = self._read(lambda conn: conn.execute(_SELECT_RETIRED, (auction_id,)).fetchall())
         return [_row_to_bid(row) for row in rows]
 
     def put_artifact(self, auction_id: int, name: str, body: bytes) -> None:

@@ -21,6 +21,7 @@ from clearing.store._common import (
     Pair,
     check_operation,
     load_migrations,
+    pick_latest,
     plan_batch,
     redemptions_by_auction,
     u256_from_bytes,
@@ -38,28 +39,40 @@ from clearing.store.base import (
 T = TypeVar("T")
 
 # Every bid query selects these columns in this order (see ``_row_to_bid``).
+_BID_COLUMNS = (
+    "id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
+    " sequence, received_at, status, cancel_signature, cancelled_at, cancel_sequence"
+)
 _SELECT_LIVE = (
-    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
-    " sequence, received_at, status, cancel_signature FROM bids"
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
     " WHERE auction_id = ? AND redemption_id = ? AND status = 'live'"
 )
 _SELECT_LIVE_OF_AUCTION = (
-    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
-    " sequence, received_at, status, cancel_signature FROM bids"
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
     " WHERE auction_id = ? AND status = 'live' ORDER BY redemption_id"
 )
 _SELECT_HISTORY = (
-    "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash, signature,"
-    " sequence, received_at, status, cancel_signature FROM bids"
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
     " WHERE auction_id = ? AND redemption_id = ? ORDER BY sequence"
+)
+# The live row, then the pair's last row by sequence: at most two rows, each one index probe
+# (bids_one_live, then bids_pair_history backwards).
+_SELECT_LATEST = (
+    f"SELECT * FROM (SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
+    " WHERE auction_id = ? AND redemption_id = ? AND status = 'live')"
+    f" UNION ALL SELECT * FROM (SELECT {_BID_COLUMNS} FROM bids"
+    " WHERE auction_id = ? AND redemption_id = ? ORDER BY sequence DESC LIMIT 1)"
+)
+_SELECT_RETIRED = (
+    f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
+    " WHERE auction_id = ? AND status != 'live' ORDER BY sequence"
 )
 # Multi-row statements are cut into chunks of these sizes, so only a few distinct SQL
 # texts exist (each stays in the connection's statement cache) and the bound
-# parameters stay far below SQLite's limit (11 per row). Only placeholders vary.
+# parameters stay far below SQLite's limit (12 per row). Only placeholders vary.
 _CHUNK_SIZES = (256, 64, 16, 4, 1)
 _SELECT_LIVE_OF_PAIRS = {
-    n: "SELECT id, auction_id, redemption_id, controller, ciphertext, ciphertext_hash,"  # noqa: S608
-    " signature, sequence, received_at, status, cancel_signature FROM bids"
+    n: f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608
     " WHERE auction_id = ? AND status = 'live' AND redemption_id IN"
     " (" + ", ".join(["?"] * n) + ")"
     for n in _CHUNK_SIZES
@@ -70,8 +83,8 @@ _SUPERSEDE = {
 }
 _INSERT = {
     n: "INSERT INTO bids (auction_id, redemption_id, controller, ciphertext, ciphertext_hash,"  # noqa: S608
-    " signature, sequence, received_at, status, cancel_signature, cancelled_at) VALUES "
-    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
+    " signature, sequence, received_at, status, cancel_signature, cancelled_at,"
+    " cancel_sequence) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
     for n in _CHUNK_SIZES
 }
 _BUSY_TIMEOUT = 30.0  # seconds a write waits for another writer process
@@ -149,6 +162,8 @@ def _row_to_bid(row: Sequence[Any]) -> StoredBid:
         received_at=row[8],
         status=BidStatus(row[9]),
         cancel_signature=row[10],
+        cancelled_at=row[11],
+        cancel_sequence=row[12],
     )
 
 
@@ -309,9 +324,9 @@ class SqliteBidStore:
                     conn.execute(_SUPERSEDE[len(chunk)], chunk)
             if plan.cancelled:
                 conn.executemany(
-                    "UPDATE bids SET status = 'cancelled', cancel_signature = ?, cancelled_at = ?"
-                    " WHERE id = ?",
-                    plan.cancelled,
+                    "UPDATE bids SET status = 'cancelled', cancel_signature = ?, cancelled_at = ?,"
+                    " cancel_sequence = ? WHERE id = ?",
+                    [(c.signature, c.cancelled_at, c.sequence, c.row_id) for c in plan.cancelled],
                 )
             for chunk in _chunks(plan.inserts):
                 conn.execute(
@@ -361,6 +376,19 @@ class SqliteBidStore:
             rows = conn.execute(
                 _SELECT_HISTORY, (auction_id, u256_to_bytes(redemption_id))
             ).fetchall()
+        return [_row_to_bid(row) for row in rows]
+
+    def latest(self, auction_id: int, redemption_id: int) -> StoredBid | None:
+        """The pair's live bid, else its most recent envelope by sequence (two index probes)."""
+        key = (auction_id, u256_to_bytes(redemption_id))
+        with self._reader() as conn:
+            rows = conn.execute(_SELECT_LATEST, key + key).fetchall()
+        return pick_latest([_row_to_bid(row) for row in rows])
+
+    def retired_bids(self, auction_id: int) -> list[StoredBid]:
+        """Every superseded and cancelled envelope of an auction, by sequence."""
+        with self._reader() as conn:
+            rows = conn.execute(_SELECT_RETIRED, (auction_id,)).fetchall()
         return [_row_to_bid(row) for row in rows]
 
     def put_artifact(self, auction_id: int, name: str, body: bytes) -> None:

@@ -2,8 +2,8 @@
 
 Run as ``python -m tests.store.crash_writer DB RUN`` (``RUN`` keeps tags unique across
 runs). After every ``apply`` returns it prints one line per operation and flushes:
-``P auction redemption sequence hash`` for a stored put, ``C auction redemption hash`` for
-a cancel. Only printed lines count as acknowledged.
+``P auction redemption sequence hash`` for a stored put, ``C auction redemption hash
+cancel_sequence`` for a cancel. Only printed lines count as acknowledged.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def main(path: str, run: str) -> None:
                 bid = result.bid
                 del live[(bid.auction_id, bid.redemption_id)]
                 lines.append(
-                    f"C {bid.auction_id} {bid.redemption_id} {bid.ciphertext_hash.hex()}\n"
+                    f"C {bid.auction_id} {bid.redemption_id} {bid.ciphertext_hash.hex()}"
+                    f" {bid.cancel_sequence}\n"
                 )
         out.write("".join(lines))
         out.flush()

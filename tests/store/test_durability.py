@@ -67,7 +67,7 @@ def check_database(db: Path, acks: list[str]) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         rows = conn.execute(
             "SELECT auction_id, redemption_id, sequence, ciphertext_hash, status,"
-            " cancel_signature FROM bids ORDER BY auction_id, sequence"
+            " cancel_signature, cancel_sequence FROM bids ORDER BY auction_id, sequence"
         ).fetchall()
         counters = dict(conn.execute("SELECT auction_id, last_sequence FROM auction_sequences"))
     finally:
@@ -75,16 +75,19 @@ def check_database(db: Path, acks: list[str]) -> None:
     by_auction: dict[int, list[int]] = defaultdict(list)
     by_pair: dict[tuple[int, bytes], list[tuple[int, str]]] = defaultdict(list)
     by_seq: dict[tuple[int, bytes, int], bytes] = {}
-    by_hash: dict[tuple[int, bytes, bytes], str] = {}
-    for auction, rid, seq, chash, status, cancel_sig in rows:
+    by_hash: dict[tuple[int, bytes, bytes], tuple[str, int | None]] = {}
+    for auction, rid, seq, chash, status, cancel_sig, cancel_seq in rows:
         by_auction[auction].append(seq)
+        if cancel_seq is not None:  # a cancel takes its own number from the same counter
+            by_auction[auction].append(cancel_seq)
+        assert (status == "cancelled") == (cancel_seq is not None)
         by_pair[(auction, rid)].append((seq, status))
         by_seq[(auction, rid, seq)] = chash
-        by_hash[(auction, rid, chash)] = status
+        by_hash[(auction, rid, chash)] = (status, cancel_seq)
         assert (status == "cancelled") == (cancel_sig is not None)
     for auction, seqs in by_auction.items():
-        # Whole batches or nothing: sequences gapless, the counter row agrees.
-        assert seqs == list(range(1, len(seqs) + 1))
+        # Whole batches or nothing: bid and cancel sequences gapless, the counter row agrees.
+        assert sorted(seqs) == list(range(1, len(seqs) + 1))
         assert counters[auction] == len(seqs)
     for history in by_pair.values():
         statuses = [status for _, status in sorted(history)]
@@ -96,7 +99,8 @@ def check_database(db: Path, acks: list[str]) -> None:
         if kind == "P":
             assert by_seq.get((auction, rid, int(fields[2]))) == bytes.fromhex(fields[3]), line
         else:
-            assert by_hash.get((auction, rid, bytes.fromhex(fields[2]))) == "cancelled", line
+            expected = ("cancelled", int(fields[3]))
+            assert by_hash.get((auction, rid, bytes.fromhex(fields[2]))) == expected, line
 
 
 def test_acknowledged_bids_survive_sigkill(tmp_path: Path) -> None:

@@ -170,7 +170,7 @@ def test_concurrent_migrations(pg_dsn: str, pg_schema: str) -> None:
             query = sql.SQL("SELECT version FROM {}.schema_version").format(
                 sql.Identifier(pg_schema)
             )
-            assert conn.execute(query).fetchall() == [(1,)]
+            assert conn.execute(query).fetchall() == [(1,), (2,)]
         stores[0].apply([put_op(A, 1, "x")])
         assert stores[3].live_bid(A, 1) is not None
     finally:

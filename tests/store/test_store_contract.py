@@ -94,12 +94,14 @@ def test_cancel(store: BidStore) -> None:
     assert result.bid.status is BidStatus.CANCELLED
     assert result.bid.cancel_signature == op.signature
     assert result.bid.sequence == bid.sequence
+    # the cancel's own receipt fields: the next sequence number and the cancel's time
+    assert (result.bid.cancel_sequence, result.bid.cancelled_at) == (2, op.received_at)
     assert store.live_bid(A, 7) is None
     assert store.live_bids(A) == []
     assert store.history(A, 7) == [result.bid]
-    # A new envelope after a cancel is a fresh bid.
+    # A new envelope after a cancel is a fresh bid, after the cancel's sequence.
     again = put(store, A, 7, "b")
-    assert again.outcome is PutOutcome.CREATED and again.bid.sequence == 2
+    assert again.outcome is PutOutcome.CREATED and again.bid.sequence == 3
     assert [b.status for b in store.history(A, 7)] == [BidStatus.CANCELLED, BidStatus.LIVE]
 
 
@@ -250,3 +252,86 @@ def test_ping_and_close(store: BidStore) -> None:
     with pytest.raises(StoreUnavailableError):
         store.apply([put_op(A, 1, "late")])
     store.close()  # idempotent
+
+
+def test_cancels_take_sequences_from_the_bids_counter(store: BidStore) -> None:
+    """Bid and cancel receipts share one per-auction sequence: unique and gapless."""
+    a1, b1 = put(store, A, 1, "a1").bid, put(store, A, 2, "b1").bid
+    results = store.apply(
+        [
+            cancel_op(A, 1, a1.ciphertext_hash),  # 3
+            put_op(A, 3, "c1"),  # 4
+            cancel_op(A, 9, b"\x09" * 32),  # refused: consumes nothing
+            put_op(A, 1, "a2"),  # 5
+            cancel_op(A, 1, put_op(A, 1, "a2").ciphertext_hash),  # 6: cancels a row of this batch
+            put_op(B, 1, "other"),  # 1 in auction B
+            cancel_op(A, 2, b1.ciphertext_hash),  # 7
+        ]
+    )
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == [
+        "CancelResult",
+        "PutResult",
+        "NoLiveBidError",
+        "PutResult",
+        "CancelResult",
+        "PutResult",
+        "CancelResult",
+    ]
+    issued = [
+        r.bid.cancel_sequence if isinstance(r, CancelResult) else r.bid.sequence
+        for r in results
+        if isinstance(r, PutResult | CancelResult) and r.bid.auction_id == A
+    ]
+    assert issued == [3, 4, 5, 6, 7]
+    assert put(store, A, 4, "d").bid.sequence == 8
+    assert put(store, B, 2, "e").bid.sequence == 2
+    # every read returns the cancel fields of cancelled rows, None for the others
+    history = store.history(A, 1)
+    assert [(b.status, b.sequence, b.cancel_sequence) for b in history] == [
+        (BidStatus.CANCELLED, 1, 3),
+        (BidStatus.CANCELLED, 5, 6),
+    ]
+    assert all(b.cancelled_at == 2_000 for b in history)
+    for result in results:
+        if isinstance(result, CancelResult):
+            bid = result.bid
+            assert bid in store.history(bid.auction_id, bid.redemption_id)
+    live = store.live_bid(A, 3)
+    assert live is not None and (live.cancel_sequence, live.cancelled_at) == (None, None)
+
+
+def test_latest(store: BidStore) -> None:
+    assert store.latest(A, 7) is None
+    first = put(store, A, 7, "a").bid
+    assert store.latest(A, 7) == first
+    second = put(store, A, 7, "b").bid
+    assert store.latest(A, 7) == second  # the live bid, not the superseded one
+    [cancel] = store.apply([cancel_op(A, 7, second.ciphertext_hash)])
+    assert isinstance(cancel, CancelResult)
+    assert store.latest(A, 7) == cancel.bid  # no live bid: the most recent row
+    put(store, A, 8, "elsewhere")
+    third = put(store, A, 7, "c").bid
+    assert store.latest(A, 7) == third
+    assert store.latest(B, 7) is None and store.latest(A, 9) is None
+    top = put(store, A, 2**256 - 1, "top").bid
+    assert store.latest(A, 2**256 - 1) == top
+
+
+def test_retired_bids_are_the_audit_trail(store: BidStore) -> None:
+    assert store.retired_bids(A) == []
+    a1 = put(store, A, 1, "a1").bid
+    put(store, A, 1, "a2")  # supersedes a1
+    b1 = put(store, A, 2, "b1").bid
+    [cancel] = store.apply([cancel_op(A, 2, b1.ciphertext_hash)])
+    put(store, A, 3, "c1")  # live: not retired
+    put(store, B, 1, "x1")
+    put(store, B, 1, "x2")  # another auction's
+    assert isinstance(cancel, CancelResult)
+    retired = store.retired_bids(A)
+    assert retired == [
+        dataclasses.replace(a1, status=BidStatus.SUPERSEDED),
+        cancel.bid,
+    ]
+    assert [b.sequence for b in retired] == [1, 3]
+    assert [b.redemption_id for b in store.retired_bids(B)] == [1]
