@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
@@ -18,6 +18,7 @@ from clearing.store.base import (
     PutResult,
     Result,
     StaleCancelError,
+    StaleEnvelopeError,
     StoredBid,
     StoreError,
 )
@@ -110,12 +111,37 @@ def new_live_bid(op: PutBid, sequence: int) -> StoredBid:
 
 
 def put_outcome(live: StoredBid | None, op: PutBid) -> PutOutcome:
-    """DESIGN 2: identical resubmission, replacement of the live bid, or a new bid."""
+    """DESIGN 2: identical resubmission, replacement of the live bid, or a new bid.
+
+    Only for a put ``put_refusal`` accepts.
+    """
     if live is None:
         return PutOutcome.CREATED
     if live.ciphertext_hash == op.ciphertext_hash and live.signature == op.signature:
         return PutOutcome.IDENTICAL
     return PutOutcome.REPLACED
+
+
+def put_refusal(live: StoredBid | None, op: PutBid, retired: Set[EnvelopeKey]) -> StoreError | None:
+    """Why a put cannot apply (no resurrection), or None if it can.
+
+    ``retired`` holds the (auction, redemption, ciphertext hash) of the pair's superseded
+    and cancelled rows (at least those matching ``op``). The live ciphertext under its own
+    signature is an identical resubmission, never a refusal.
+    """
+    if live is not None and live.ciphertext_hash == op.ciphertext_hash:
+        if live.signature == op.signature:
+            return None
+        return StaleEnvelopeError(
+            f"ciphertext 0x{op.ciphertext_hash.hex()} is already live for auction "
+            f"{op.auction_id} redemption {op.redemption_id} with another signature"
+        )
+    if envelope_key(op) in retired:
+        return StaleEnvelopeError(
+            f"envelope 0x{op.ciphertext_hash.hex()} was superseded or cancelled for auction "
+            f"{op.auction_id} redemption {op.redemption_id}; it cannot become live again"
+        )
+    return None
 
 
 def cancel_refusal(live: StoredBid | None, op: CancelBid) -> StoreError | None:
@@ -156,6 +182,18 @@ def pick_latest(rows: Sequence[StoredBid]) -> StoredBid | None:
 # --- whole-batch planning ---------------------------------------------------------------
 
 Pair = tuple[int, int]  # (auction_id, redemption_id)
+EnvelopeKey = tuple[int, int, bytes]  # (auction_id, redemption_id, ciphertext_hash)
+
+
+def envelope_key(item: PutBid | StoredBid) -> EnvelopeKey:
+    """The (auction, redemption, ciphertext hash) an envelope is known by within its pair."""
+    return (item.auction_id, item.redemption_id, item.ciphertext_hash)
+
+
+def stale_lookups(ops: Sequence[Operation]) -> list[EnvelopeKey]:
+    """The distinct envelopes the batch's puts post, sorted: the only retired rows a batch
+    needs to read (``plan_batch``'s ``retired``)."""
+    return sorted({envelope_key(op) for op in ops if isinstance(op, PutBid)})
 
 
 @dataclass(slots=True)
@@ -225,16 +263,21 @@ def plan_batch(
     ops: Sequence[Operation],
     live: Mapping[Pair, tuple[Hashable, StoredBid]],
     last_sequence: Mapping[int, int],
+    retired: Set[EnvelopeKey] = frozenset(),
 ) -> BatchPlan:
     """Apply ``ops`` in order to the pairs' ``live`` rows (id, bid) before the batch.
 
-    The same rules as one operation at a time (``put_outcome``, ``cancel_refusal``), so a
-    batch equals its operations applied one by one: a later operation sees what an earlier
-    one of the same batch did. ``last_sequence`` is each auction's counter before the batch;
-    a new bid and a cancel each take the next number.
+    The same rules as one operation at a time (``put_refusal``, ``put_outcome``,
+    ``cancel_refusal``), so a batch equals its operations applied one by one: a later
+    operation sees what an earlier one of the same batch did (an envelope it superseded or
+    cancelled is stale for the rest of the batch). ``last_sequence`` is each auction's
+    counter before the batch; a new bid and a cancel each take the next number.
+    ``retired`` names the superseded and cancelled rows stored before the batch, at least
+    those of ``stale_lookups(ops)``.
     """
     plan = BatchPlan()
     counters = dict(last_sequence)
+    gone = set(retired)
     current: dict[Pair, tuple[_Where, StoredBid]] = {
         pair: (("db", rid), bid) for pair, (rid, bid) in live.items()
     }
@@ -242,13 +285,19 @@ def plan_batch(
         pair = (op.auction_id, op.redemption_id)
         where, before = current.get(pair, (None, None))
         if isinstance(op, PutBid):
+            refusal = put_refusal(before, op, gone)
+            if refusal is not None:
+                plan.results.append(refusal)
+                continue
             outcome = put_outcome(before, op)
             if outcome is PutOutcome.IDENTICAL:
                 assert before is not None  # only a live bid can be identical
                 plan.results.append(PutResult(outcome, before))
                 continue
             if where is not None:
+                assert before is not None
                 _retire(plan, where)
+                gone.add(envelope_key(before))
             sequence = counters.get(op.auction_id, 0) + 1
             counters[op.auction_id] = sequence
             bid = new_live_bid(op, sequence)
@@ -265,6 +314,7 @@ def plan_batch(
             counters[op.auction_id] = sequence
             bid = cancelled(before, op, sequence)
             _retire(plan, where, bid)
+            gone.add(envelope_key(bid))
             del current[pair]
             plan.results.append(CancelResult(bid))
     plan.last_sequence = {a: n for a, n in counters.items() if n != last_sequence.get(a, 0)}

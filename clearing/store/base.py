@@ -6,6 +6,9 @@ second (group commit, see ``group_commit``). A result is only returned after the
 
 DESIGN revision 2 rules every backend enforces inside that transaction:
 
+* no resurrection: an envelope once superseded or cancelled for a pair never becomes live
+  again, nor is the live ciphertext stored again under another signature
+  (``StaleEnvelopeError``);
 * a cancel consumes the next per-auction sequence number (``StoredBid.cancel_sequence``),
   so bid and cancel receipts share one gapless, unique sequence per auction.
 """
@@ -125,6 +128,13 @@ class StaleCancelError(StoreError):
     code = "stale_cancel"
 
 
+class StaleEnvelopeError(StoreError):
+    """An envelope that was superseded or cancelled for its pair, or the live ciphertext
+    under another signature: it can never become the live bid (no resurrection)."""
+
+    code = "stale_envelope"
+
+
 class BidStore(Protocol):
     """A durable store of sealed bids and per-auction artifacts."""
 
@@ -134,8 +144,9 @@ class BidStore(Protocol):
     def apply(self, ops: Sequence[Operation]) -> list[Result | StoreError]:
         """Apply ``ops`` in order in ONE transaction and commit durably before returning.
 
-        A per-operation refusal (``NoLiveBidError``, ``StaleCancelError``) is returned in that
-        operation's slot and does not abort the others; an infrastructure failure raises
+        A per-operation refusal (``NoLiveBidError``, ``StaleCancelError``,
+        ``StaleEnvelopeError``) is returned in that operation's slot and does not abort the
+        others; an infrastructure failure raises
         ``StoreUnavailableError`` and nothing of the batch is committed.
         """
 

@@ -5,8 +5,10 @@ touches, in ascending auction order (``INSERT ... ON CONFLICT DO UPDATE ... RETU
 writers of one auction are serialized for the length of their transaction and sequences are
 handed out in commit order with no gaps from aborted work and no deadlocks between batches.
 The batch then locks the live rows of the pairs it touches (``SELECT ... FOR UPDATE``,
-one statement per auction) and is planned in memory; the partial unique index
-``bids_one_live`` is the backstop. Deadlocks, serialization failures and unique violations
+one statement per auction), finds which of the envelopes its puts post were superseded or
+cancelled before (no resurrection; one ``bids_pair_hash`` probe per envelope, never a
+pair's whole history) and is planned in memory; the partial unique index ``bids_one_live``
+is the backstop. Deadlocks, serialization failures and unique violations
 roll the whole batch back and retry it. Every driver or pool failure surfaces as
 ``StoreUnavailableError``.
 
@@ -36,6 +38,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from clearing.store._common import (
     BatchPlan,
+    EnvelopeKey,
     NewRow,
     Pair,
     check_operation,
@@ -44,6 +47,7 @@ from clearing.store._common import (
     pick_latest,
     plan_batch,
     redemptions_by_auction,
+    stale_lookups,
 )
 from clearing.store.base import (
     BidStatus,
@@ -138,8 +142,9 @@ def _bytea(value: bytes | None) -> str:
     return "'\\x" + value.hex() + "'"
 
 
-def _lock_statements(by_auction: dict[int, list[int]]) -> bytes:
-    """``BEGIN``, lock the counters (ascending), lock each auction's touched live rows."""
+def _lock_statements(by_auction: dict[int, list[int]], envelopes: Sequence[EnvelopeKey]) -> bytes:
+    """``BEGIN``, lock the counters (ascending), lock each auction's touched live rows, then
+    (if ``envelopes``) find which of them were superseded or cancelled before."""
     statements = [
         "BEGIN",
         "INSERT INTO auction_sequences (auction_id, last_sequence) VALUES "  # noqa: S608
@@ -157,6 +162,20 @@ def _lock_statements(by_auction: dict[int, list[int]]) -> bytes:
             f"SELECT b.* FROM unnest('{{{ids}}}'::numeric[]) AS u(rid) CROSS JOIN LATERAL ("  # noqa: S608
             f"SELECT {_BID_COLUMNS} FROM bids WHERE auction_id = {_int(auction_id)}"
             " AND redemption_id = u.rid AND status = 'live' FOR UPDATE) AS b"
+        )
+    if envelopes:
+        # One bids_pair_hash probe per envelope (LIMIT 1: an old database may hold one
+        # several times). Retired rows never change, so they need no lock; the counter
+        # locks above keep new ones from appearing meanwhile.
+        auctions = ",".join(_int(a) for a, _, _ in envelopes)
+        redemptions = ",".join(_int(r) for _, r, _ in envelopes)
+        hashes = ", ".join(_bytea(h) for _, _, h in envelopes)
+        statements.append(
+            f"SELECT u.a, u.rid, u.h FROM unnest('{{{auctions}}}'::bigint[],"  # noqa: S608
+            f" '{{{redemptions}}}'::numeric[], ARRAY[{hashes}]::bytea[]) AS u(a, rid, h)"
+            " CROSS JOIN LATERAL (SELECT 1 FROM bids WHERE auction_id = u.a"
+            " AND redemption_id = u.rid AND ciphertext_hash = u.h AND status <> 'live'"
+            " LIMIT 1) AS b"
         )
     return ";\n".join(statements).encode()
 
@@ -391,7 +410,9 @@ class PostgresBidStore:
             check_operation(op)
         if not ops:
             return []
-        reads = _lock_statements(redemptions_by_auction(ops))
+        by_auction = redemptions_by_auction(ops)
+        envelopes = stale_lookups(ops)
+        reads = _lock_statements(by_auction, envelopes)
 
         def attempt(
             conn: psycopg.Connection[tuple[Any, ...]], commit: _Commit
@@ -401,11 +422,16 @@ class PostgresBidStore:
                 cur.nextset()  # past BEGIN
                 last: dict[int, int] = dict(cur.fetchall())
                 live: dict[Pair, tuple[Hashable, StoredBid]] = {}
-                while cur.nextset():
+                for _ in by_auction:
+                    cur.nextset()
                     for row in cur.fetchall():
                         bid = _row_to_bid(row)
                         live[(bid.auction_id, bid.redemption_id)] = (row[0], bid)
-                plan = plan_batch(ops, live, last)
+                retired: set[EnvelopeKey] = set()
+                if envelopes:
+                    cur.nextset()
+                    retired = {(a, int(r), bytes(h)) for a, r, h in cur.fetchall()}
+                plan = plan_batch(ops, live, last, retired)
                 writes = _write_statements(plan)
                 commit.sent = True
                 # A failing statement skips the rest of the string, COMMIT included.

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from clearing.store._common import (
+    EnvelopeKey,
     Pair,
     check_operation,
     load_migrations,
     pick_latest,
     plan_batch,
     redemptions_by_auction,
+    stale_lookups,
     u256_from_bytes,
     u256_to_bytes,
 )
@@ -75,6 +77,15 @@ _SELECT_LIVE_OF_PAIRS = {
     n: f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608
     " WHERE auction_id = ? AND status = 'live' AND redemption_id IN"
     " (" + ", ".join(["?"] * n) + ")"
+    for n in _CHUNK_SIZES
+}
+# Which of the batch's (pair, ciphertext hash) envelopes were superseded or cancelled:
+# one bids_pair_hash probe per envelope, never a pair's whole history.
+_SELECT_RETIRED_OF_ENVELOPES = {
+    n: "SELECT v.column1, v.column2, v.column3 FROM (VALUES "  # noqa: S608
+    + ", ".join(["(?, ?, ?)"] * n)
+    + ") AS v WHERE EXISTS (SELECT 1 FROM bids WHERE auction_id = v.column1"
+    " AND redemption_id = v.column2 AND ciphertext_hash = v.column3 AND status != 'live')"
     for n in _CHUNK_SIZES
 }
 _SUPERSEDE = {
@@ -301,8 +312,9 @@ class SqliteBidStore:
         """Apply ``ops`` in order in one transaction; see ``BidStore.apply``.
 
         The batch is planned in memory (``plan_batch``) from one read of the touched pairs'
-        live rows and written with a handful of multi-row statements: few calls into SQLite
-        while the database write lock is held, whatever the batch size.
+        live rows and one of the posted envelopes' retired rows (per chunk), and written
+        with a handful of multi-row statements: few calls into SQLite while the database
+        write lock is held, whatever the batch size.
         """
         for op in ops:
             check_operation(op)
@@ -318,7 +330,8 @@ class SqliteBidStore:
                 ).fetchone()
                 if row is not None:
                     last[auction_id] = row[0]
-            plan = plan_batch(ops, self._live_rows(conn, ops), last)
+            live = self._live_rows(conn, ops)
+            plan = plan_batch(ops, live, last, self._retired_envelopes(conn, ops))
             if plan.superseded:
                 for chunk in _chunks(plan.superseded):
                     conn.execute(_SUPERSEDE[len(chunk)], chunk)
@@ -357,6 +370,16 @@ class SqliteBidStore:
                     bid = _row_to_bid(row)
                     live[(bid.auction_id, bid.redemption_id)] = (row[0], bid)
         return live
+
+    @staticmethod
+    def _retired_envelopes(conn: sqlite3.Connection, ops: Sequence[Operation]) -> set[EnvelopeKey]:
+        """Which envelopes the batch's puts post were superseded or cancelled before."""
+        found: set[EnvelopeKey] = set()
+        for chunk in _chunks(stale_lookups(ops)):
+            params = [v for a, r, h in chunk for v in (a, u256_to_bytes(r), h)]
+            for a, r, h in conn.execute(_SELECT_RETIRED_OF_ENVELOPES[len(chunk)], params):
+                found.add((a, u256_from_bytes(r), h))
+        return found
 
     def live_bid(self, auction_id: int, redemption_id: int) -> StoredBid | None:
         """The live bid of a pair, if any."""

@@ -2,11 +2,13 @@
 
 Batches are planned in memory and written with multi-row statements, so every interaction
 inside one batch (replace twice, put then cancel, cancel then put, identical after replace,
-stale cancels, two auctions) is checked against a store that saw one operation per call.
+stale cancels, re-posts of superseded or cancelled envelopes, the live ciphertext under
+another signature, two auctions) is checked against a store that saw one operation per call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -30,9 +32,13 @@ def _scenario(rnd: random.Random, n: int) -> list[Operation]:
             tag = rnd.choice(tags)  # a cancel naming a current or an older envelope
             ops.append(cancel_op(auction, rid, put_op(auction, rid, tag).ciphertext_hash))
             continue
+        # some re-posts: identical to the live bid, or stale (superseded or cancelled)
         tag = rnd.choice(tags) if tags and rnd.random() < 0.25 else f"{rid}-{rnd.random()}"
         tags.append(tag)
-        ops.append(put_op(auction, rid, tag, received_at=1_000 + len(ops)))
+        op = put_op(auction, rid, tag, received_at=1_000 + len(ops))
+        if rnd.random() < 0.1:  # an envelope's ciphertext under another signature
+            op = dataclasses.replace(op, signature=bytes([rnd.randrange(4)]) * 65)
+        ops.append(op)
     return ops
 
 
@@ -61,6 +67,7 @@ def test_batches_equal_one_at_a_time(store: BidStore, tmp_path: Path, seed: int)
             got.extend(_outcome(r) for r in store.apply(ops[start : start + size]))
             start += size
         assert got == expected
+        assert "StaleEnvelopeError" in expected  # the scenario exercised no resurrection
         assert _rows(store) == _rows(reference)
         for auction in AUCTIONS:
             assert store.live_bids(auction) == reference.live_bids(auction)

@@ -11,6 +11,7 @@ import pytest
 from psycopg import sql
 
 from clearing.store import postgres as pg_module
+from clearing.store._common import redemptions_by_auction, stale_lookups
 from clearing.store.base import (
     BidStatus,
     CancelResult,
@@ -335,3 +336,26 @@ def test_bytea_literals_refuse_anything_but_bytes(value: object) -> None:
 def test_schema_name_is_validated(bad: str) -> None:
     with pytest.raises(ValueError):
         PostgresBidStore("postgresql://postgres@127.0.0.1:5432/test", schema=bad)
+
+
+def test_stale_lookup_probes_the_envelope_index_not_the_history(
+    replicas: tuple[PostgresBidStore, PostgresBidStore], pg_dsn: str, pg_schema: str
+) -> None:
+    """No resurrection reads only the batch's (pair, hash) rows, in the first round trip:
+    one bids_pair_hash probe per posted envelope, never the pair's whole history."""
+    one, _ = replicas
+    one.apply([put_op(A, 7, f"v{i}") for i in range(2_000)])  # a long history for one pair
+    ops = [put_op(A, 7, "v3"), put_op(A, 7, "new"), put_op(A, 8, "v5")]
+    reads = pg_module._lock_statements(redemptions_by_auction(ops), stale_lookups(ops)).decode()
+    lookup = reads.split(";\n")[-1]  # the last statement of the first round trip
+    assert "ciphertext_hash = u.h" in lookup
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
+        conn.execute(sql.SQL("ANALYZE {}.bids").format(sql.Identifier(pg_schema)))
+        plan = "\n".join(
+            row[0] for row in conn.execute(("EXPLAIN (ANALYZE, COSTS OFF) " + lookup).encode())
+        )
+    assert "Index Scan using bids_pair_hash" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    results = one.apply(ops)
+    assert [type(r).__name__ for r in results] == ["StaleEnvelopeError", "PutResult", "PutResult"]

@@ -90,3 +90,20 @@ def test_a_stuck_peer_writer_gives_store_unavailable_not_a_hang(tmp_path: Path) 
     [result] = store.apply([put_op(A, 1, "a")])  # released: writes go through
     assert result.bid.sequence == 1  # type: ignore[union-attr]
     store.close()
+
+
+def test_stale_lookup_probes_the_envelope_index_not_the_history(tmp_path: Path) -> None:
+    """No resurrection reads only the batch's (pair, hash) rows: one bids_pair_hash probe
+    each, whatever the length of the pair's history."""
+    from clearing.store import sqlite as sqlite_module
+
+    store = SqliteBidStore(tmp_path / "b.db")
+    store.migrate()
+    store.apply([put_op(A, 7, f"v{i}") for i in range(500)])  # a long history for one pair
+    for n, query in sqlite_module._SELECT_RETIRED_OF_ENVELOPES.items():
+        plan = [row[3] for row in store._writer.execute("EXPLAIN QUERY PLAN " + query, [0] * 3 * n)]
+        assert any("USING INDEX bids_pair_hash" in step for step in plan), plan
+        assert not any(step.startswith("SCAN bids") for step in plan), plan
+    [result] = store.apply([put_op(A, 7, "v3")])
+    assert result.code == "stale_envelope"  # type: ignore[union-attr]
+    store.close()

@@ -15,6 +15,7 @@ from clearing.store.base import (
     PutOutcome,
     PutResult,
     StaleCancelError,
+    StaleEnvelopeError,
     StoreUnavailableError,
 )
 from tests.store.conftest import cancel_op, put_op
@@ -78,12 +79,78 @@ def test_identical_resubmission_writes_nothing(store: BidStore) -> None:
     assert put(store, A, 8, "x").bid.sequence == 2  # no sequence was consumed
 
 
-def test_same_ciphertext_new_signature_is_a_replacement(store: BidStore) -> None:
+def test_live_ciphertext_under_another_signature_is_stale(store: BidStore) -> None:
     first = put_op(A, 7, "a")
     resigned = dataclasses.replace(first, signature=b"\x09" * 65)
-    _, r2 = store.apply([first, resigned])
-    assert isinstance(r2, PutResult) and r2.outcome is PutOutcome.REPLACED
-    assert [b.status for b in store.history(A, 7)] == [BidStatus.SUPERSEDED, BidStatus.LIVE]
+    r1, r2, r3 = store.apply([first, resigned, dataclasses.replace(first, received_at=9)])
+    assert isinstance(r1, PutResult) and r1.outcome is PutOutcome.CREATED
+    assert isinstance(r2, StaleEnvelopeError) and r2.code == "stale_envelope"
+    assert "already live" in r2.detail and "another signature" in r2.detail
+    assert isinstance(r3, PutResult) and r3.outcome is PutOutcome.IDENTICAL  # same signature
+    [r4] = store.apply([resigned])  # in a later batch too
+    assert isinstance(r4, StaleEnvelopeError)
+    assert store.history(A, 7) == [r1.bid]
+    assert put(store, A, 8, "b").bid.sequence == 2  # the refusals consumed nothing
+
+
+def test_superseded_envelope_never_comes_back(store: BidStore) -> None:
+    a = put(store, A, 7, "a").bid
+    b = put(store, A, 7, "b").bid
+    again = put_op(A, 7, "a", received_at=3_000)
+    for op in (again, dataclasses.replace(again, signature=b"\x07" * 65)):
+        [result] = store.apply([op])
+        assert isinstance(result, StaleEnvelopeError), result
+        assert "superseded or cancelled" in result.detail
+    assert store.live_bid(A, 7) == b
+    assert [x.ciphertext_hash for x in store.history(A, 7)] == [
+        a.ciphertext_hash,
+        b.ciphertext_hash,
+    ]
+    # the same ciphertext is another envelope for another pair or auction
+    assert put(store, A, 8, "a").outcome is PutOutcome.CREATED
+    assert put(store, B, 7, "a").outcome is PutOutcome.CREATED
+    assert put(store, A, 7, "c").bid.sequence == 4
+
+
+def test_cancelled_envelope_never_comes_back(store: BidStore) -> None:
+    a = put(store, A, 7, "a").bid
+    [cancel] = store.apply([cancel_op(A, 7, a.ciphertext_hash)])
+    assert isinstance(cancel, CancelResult)
+    [result] = store.apply([put_op(A, 7, "a")])
+    assert isinstance(result, StaleEnvelopeError)
+    assert store.live_bid(A, 7) is None
+    assert store.history(A, 7) == [cancel.bid]
+    fresh = put(store, A, 7, "b")
+    assert fresh.outcome is PutOutcome.CREATED and fresh.bid.sequence == 3
+
+
+def test_no_resurrection_within_one_batch(store: BidStore) -> None:
+    a, b, c = put_op(A, 7, "a"), put_op(A, 7, "b"), put_op(A, 8, "c")
+    results = store.apply(
+        [
+            a,
+            b,  # supersedes a
+            a,  # refused: a was superseded earlier in this batch
+            c,
+            cancel_op(A, 8, c.ciphertext_hash),
+            c,  # refused: c was cancelled earlier in this batch
+            put_op(A, 9, "a"),  # another pair: a fresh envelope
+        ]
+    )
+    assert [getattr(r, "outcome", type(r).__name__) for r in results] == [
+        PutOutcome.CREATED,
+        PutOutcome.REPLACED,
+        "StaleEnvelopeError",
+        PutOutcome.CREATED,
+        "CancelResult",
+        "StaleEnvelopeError",
+        PutOutcome.CREATED,
+    ]
+    live = store.live_bid(A, 7)
+    assert live is not None and live.ciphertext_hash == b.ciphertext_hash
+    assert store.live_bid(A, 8) is None
+    assert [x.sequence for x in store.history(A, 7)] == [1, 2]
+    assert put(store, A, 10, "d").bid.sequence == 6  # 1, 2, 3 (c), 4 (its cancel), 5
 
 
 def test_cancel(store: BidStore) -> None:
