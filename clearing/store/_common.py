@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from clearing.store.base import (
+    AuctionFrozenError,
     BidStatus,
     CancelBid,
     CancelResult,
@@ -52,6 +53,13 @@ def check_operation(op: Operation) -> None:
             raise ValueError(f"{name} must be bytes")
     if len(op.ciphertext_hash) != 32:
         raise ValueError("ciphertext_hash must be 32 bytes")
+
+
+def check_freeze(auction_id: int, frozen_at: int) -> None:
+    """Raise ``ValueError`` unless both are ints in [0, 2^63) (signed 64-bit columns)."""
+    for name, value in (("auction_id", auction_id), ("frozen_at", frozen_at)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < INT64_LIMIT:
+            raise ValueError(f"{name} must be an int in [0, 2^63): {value!r}")
 
 
 def u256_to_bytes(value: int) -> bytes:
@@ -264,6 +272,7 @@ def plan_batch(
     live: Mapping[Pair, tuple[Hashable, StoredBid]],
     last_sequence: Mapping[int, int],
     retired: Set[EnvelopeKey] = frozenset(),
+    frozen: Set[int] = frozenset(),
 ) -> BatchPlan:
     """Apply ``ops`` in order to the pairs' ``live`` rows (id, bid) before the batch.
 
@@ -273,7 +282,9 @@ def plan_batch(
     cancelled is stale for the rest of the batch). ``last_sequence`` is each auction's
     counter before the batch; a new bid and a cancel each take the next number.
     ``retired`` names the superseded and cancelled rows stored before the batch, at least
-    those of ``stale_lookups(ops)``.
+    those of ``stale_lookups(ops)``. Every operation on an auction in ``frozen`` (read
+    under the lock that orders the auction's writes) is refused with
+    ``AuctionFrozenError``.
     """
     plan = BatchPlan()
     counters = dict(last_sequence)
@@ -282,6 +293,11 @@ def plan_batch(
         pair: (("db", rid), bid) for pair, (rid, bid) in live.items()
     }
     for op in ops:
+        if op.auction_id in frozen:
+            plan.results.append(
+                AuctionFrozenError(f"the book of auction {op.auction_id} is frozen")
+            )
+            continue
         pair = (op.auction_id, op.redemption_id)
         where, before = current.get(pair, (None, None))
         if isinstance(op, PutBid):

@@ -6,6 +6,9 @@ second (group commit, see ``group_commit``). A result is only returned after the
 
 DESIGN revision 2 rules every backend enforces inside that transaction:
 
+* the freeze fence: once ``freeze`` has recorded an auction's freeze (under the same lock
+  that orders its intake writes), every bid, replacement and cancel of it is refused with
+  ``AuctionFrozenError``; the frozen book is ``live_bids`` as of ``Freeze.last_sequence``;
 * no resurrection: an envelope once superseded or cancelled for a pair never becomes live
   again, nor is the live ciphertext stored again under another signature
   (``StaleEnvelopeError``);
@@ -58,6 +61,15 @@ class StoredBid:
     # None for rows cancelled before DESIGN revision 2) and its time.
     cancel_sequence: int | None = None
     cancelled_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    """The end of intake for an auction: no write to it is accepted after this record."""
+
+    auction_id: int
+    frozen_at: int  # unix seconds, as given to the first ``freeze`` call
+    last_sequence: int  # the auction's counter at the freeze (0 if it had no write)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +140,12 @@ class StaleCancelError(StoreError):
     code = "stale_cancel"
 
 
+class AuctionFrozenError(StoreError):
+    """A bid, replacement or cancel for an auction whose book is frozen."""
+
+    code = "auction_closed"
+
+
 class StaleEnvelopeError(StoreError):
     """An envelope that was superseded or cancelled for its pair, or the live ciphertext
     under another signature: it can never become the live bid (no resurrection)."""
@@ -145,10 +163,23 @@ class BidStore(Protocol):
         """Apply ``ops`` in order in ONE transaction and commit durably before returning.
 
         A per-operation refusal (``NoLiveBidError``, ``StaleCancelError``,
-        ``StaleEnvelopeError``) is returned in that operation's slot and does not abort the
-        others; an infrastructure failure raises
-        ``StoreUnavailableError`` and nothing of the batch is committed.
+        ``StaleEnvelopeError``, ``AuctionFrozenError``) is returned in that operation's slot
+        and does not abort the others (another auction's operations still apply); an
+        infrastructure failure raises ``StoreUnavailableError`` and nothing of the batch is
+        committed.
         """
+
+    def freeze(self, auction_id: int, frozen_at: int) -> Freeze:
+        """Durably end intake for ``auction_id``; idempotent.
+
+        Written in one transaction under the lock that orders the auction's intake writes,
+        so every batch either committed before the freeze (and is counted in
+        ``last_sequence``) or has its operations on the auction refused with
+        ``AuctionFrozenError``. A second call returns the first record unchanged.
+        """
+
+    def frozen(self, auction_id: int) -> Freeze | None:
+        """The auction's freeze record, if it is frozen."""
 
     def writer_turn(self) -> AbstractContextManager[None]:
         """Hold the store's single-writer role, if it has one, across ``apply`` calls.

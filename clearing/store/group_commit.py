@@ -156,10 +156,11 @@ class GroupCommitter:
         With ``finish``, return ``finish(result)`` instead, computed on the worker thread
         after the commit (an exception it raises is raised here).
 
-        Raises the operation's ``StoreError`` (``NoLiveBidError``, ``StaleCancelError``) if
-        the store refused it, ``StoreUnavailableError`` if the batch failed (nothing of it
-        was committed) or the store was found unavailable moments ago, ``ValueError`` for
-        an operation no store can hold.
+        Raises the operation's ``StoreError`` (``NoLiveBidError``, ``StaleCancelError``,
+        ``StaleEnvelopeError``, ``AuctionFrozenError``) if the store refused it,
+        ``StoreUnavailableError`` if the batch failed (nothing of it was committed) or the
+        store was found unavailable moments ago, ``ValueError`` for an operation no store
+        can hold.
         """
         check_operation(op)
         if self._down:

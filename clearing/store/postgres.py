@@ -12,6 +12,12 @@ is the backstop. Deadlocks, serialization failures and unique violations
 roll the whole batch back and retry it. Every driver or pool failure surfaces as
 ``StoreUnavailableError``.
 
+Freeze fence. ``freeze`` sets ``frozen_at`` on the auction's counter row with one upsert,
+the very row every batch of the auction locks first and reads ``frozen_at`` from
+(``RETURNING``, always the latest committed version). So a freeze waits for a batch that
+holds the row and counts it in ``Freeze.last_sequence``, and a batch that locks the row
+after the freeze refuses the auction's operations; no replica can slip a write past it.
+
 Wire form. A batch is two round trips of the simple query protocol, each carrying several
 statements: ``BEGIN`` and the locking reads, then the writes and ``COMMIT``. The simple
 protocol takes no parameters, so those statements carry SQL literals, built only from
@@ -41,6 +47,7 @@ from clearing.store._common import (
     EnvelopeKey,
     NewRow,
     Pair,
+    check_freeze,
     check_operation,
     check_schema_name,
     load_migrations,
@@ -51,6 +58,7 @@ from clearing.store._common import (
 )
 from clearing.store.base import (
     BidStatus,
+    Freeze,
     Operation,
     Result,
     StoredBid,
@@ -88,6 +96,16 @@ _SELECT_LATEST = (
 _SELECT_RETIRED = (
     f"SELECT {_BID_COLUMNS} FROM bids"  # noqa: S608 (a constant)
     " WHERE auction_id = %s AND status <> 'live' ORDER BY sequence"
+)
+_FREEZE = (
+    "INSERT INTO auction_sequences (auction_id, last_sequence, frozen_at) VALUES (%s, 0, %s)"
+    " ON CONFLICT (auction_id) DO UPDATE"
+    " SET frozen_at = COALESCE(auction_sequences.frozen_at, excluded.frozen_at)"
+    " RETURNING last_sequence, frozen_at"
+)
+_SELECT_FROZEN = (
+    "SELECT last_sequence, frozen_at FROM auction_sequences"
+    " WHERE auction_id = %s AND frozen_at IS NOT NULL"
 )
 # The columns of ``NewRow.values``, in its order.
 _INSERT_BIDS = (
@@ -151,7 +169,7 @@ def _lock_statements(by_auction: dict[int, list[int]], envelopes: Sequence[Envel
         + ", ".join(f"({_int(a)}, 0)" for a in by_auction)
         + " ON CONFLICT (auction_id) DO UPDATE"
         " SET last_sequence = auction_sequences.last_sequence"
-        " RETURNING auction_id, last_sequence",
+        " RETURNING auction_id, last_sequence, frozen_at",
     ]
     # One equality lookup per pair, in ascending order: the LATERAL form makes the planner
     # use bids_one_live on both columns even before the table has statistics (an IN list
@@ -420,7 +438,12 @@ class PostgresBidStore:
             try:
                 cur = conn.execute(reads)
                 cur.nextset()  # past BEGIN
-                last: dict[int, int] = dict(cur.fetchall())
+                last: dict[int, int] = {}
+                frozen: set[int] = set()
+                for auction_id, last_sequence, frozen_at in cur.fetchall():
+                    last[auction_id] = last_sequence
+                    if frozen_at is not None:
+                        frozen.add(auction_id)
                 live: dict[Pair, tuple[Hashable, StoredBid]] = {}
                 for _ in by_auction:
                     cur.nextset()
@@ -431,7 +454,7 @@ class PostgresBidStore:
                 if envelopes:
                     cur.nextset()
                     retired = {(a, int(r), bytes(h)) for a, r, h in cur.fetchall()}
-                plan = plan_batch(ops, live, last, retired)
+                plan = plan_batch(ops, live, last, retired, frozen)
                 writes = _write_statements(plan)
                 commit.sent = True
                 # A failing statement skips the rest of the string, COMMIT included.
@@ -444,6 +467,27 @@ class PostgresBidStore:
             return plan.results
 
         return self._retrying(attempt)
+
+    def freeze(self, auction_id: int, frozen_at: int) -> Freeze:
+        """Record the auction's freeze on its counter row; see ``BidStore.freeze``.
+
+        One upsert of the row every batch of the auction locks first: it waits for a batch
+        holding the row (then counts it), and every later batch reads ``frozen_at`` in its
+        locking read and refuses. ``COALESCE`` keeps the first freeze's time.
+        """
+        check_freeze(auction_id, frozen_at)
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+            return conn.execute(_FREEZE, (auction_id, frozen_at)).fetchone()
+
+        row = self._write(run)
+        assert row is not None  # an upsert with RETURNING returns its row
+        return Freeze(auction_id, int(row[1]), int(row[0]))
+
+    def frozen(self, auction_id: int) -> Freeze | None:
+        """The auction's freeze record, if it is frozen."""
+        row = self._read(lambda conn: conn.execute(_SELECT_FROZEN, (auction_id,)).fetchone())
+        return None if row is None else Freeze(auction_id, int(row[1]), int(row[0]))
 
     def writer_turn(self) -> contextlib.AbstractContextManager[None]:
         """No single writer here (replicas write concurrently; counters serialize them)."""

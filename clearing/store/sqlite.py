@@ -4,6 +4,12 @@ Every ``apply`` batch is one ``BEGIN IMMEDIATE ... COMMIT`` on the writer connec
 batch costs one WAL fsync however many operations it holds. ``BEGIN IMMEDIATE`` also takes
 SQLite's database write lock, so several processes sharing one file stay correct (the
 per-auction sequence counter lives in the database, not in memory).
+
+The freeze fence rides on the same lock: ``freeze`` sets ``auction_sequences.frozen_at`` in
+its own writer transaction, and each batch reads the counter row with ``frozen_at`` first
+thing inside its transaction, so a batch either committed before the freeze (its sequences
+are within ``Freeze.last_sequence``) or sees the record and refuses the auction's
+operations.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, TypeVar
 from clearing.store._common import (
     EnvelopeKey,
     Pair,
+    check_freeze,
     check_operation,
     load_migrations,
     pick_latest,
@@ -31,6 +38,7 @@ from clearing.store._common import (
 )
 from clearing.store.base import (
     BidStatus,
+    Freeze,
     Operation,
     Result,
     StoredBid,
@@ -98,6 +106,7 @@ _INSERT = {
     " cancel_sequence) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
     for n in _CHUNK_SIZES
 }
+_SELECT_COUNTER = "SELECT last_sequence, frozen_at FROM auction_sequences WHERE auction_id = ?"
 _BUSY_TIMEOUT = 30.0  # seconds a write waits for another writer process
 _MAX_IDLE_READERS = 8
 
@@ -323,15 +332,20 @@ class SqliteBidStore:
         with self._write_transaction() as conn:
             auctions = sorted({op.auction_id for op in ops})
             last: dict[int, int] = {}
+            frozen: set[int] = set()
             for auction_id in auctions:  # almost always one
-                row = conn.execute(
-                    "SELECT last_sequence FROM auction_sequences WHERE auction_id = ?",
-                    (auction_id,),
-                ).fetchone()
+                row = conn.execute(_SELECT_COUNTER, (auction_id,)).fetchone()
                 if row is not None:
                     last[auction_id] = row[0]
-            live = self._live_rows(conn, ops)
-            plan = plan_batch(ops, live, last, self._retired_envelopes(conn, ops))
+                    if row[1] is not None:
+                        frozen.add(auction_id)
+            if frozen:  # a frozen auction's operations are all refused: nothing to read
+                open_ops: Sequence[Operation] = [op for op in ops if op.auction_id not in frozen]
+            else:
+                open_ops = ops
+            live = self._live_rows(conn, open_ops)
+            retired = self._retired_envelopes(conn, open_ops)
+            plan = plan_batch(ops, live, last, retired, frozen)
             if plan.superseded:
                 for chunk in _chunks(plan.superseded):
                     conn.execute(_SUPERSEDE[len(chunk)], chunk)
@@ -353,6 +367,36 @@ class SqliteBidStore:
                     list(plan.last_sequence.items()),
                 )
         return plan.results
+
+    def freeze(self, auction_id: int, frozen_at: int) -> Freeze:
+        """Record the auction's freeze in one writer transaction; see ``BidStore.freeze``.
+
+        Under the same writer lock, flock and ``BEGIN IMMEDIATE`` as ``apply``: a batch in
+        progress commits first and is counted; any later batch reads the record and refuses.
+        """
+        check_freeze(auction_id, frozen_at)
+        with self._write_transaction() as conn:
+            row = conn.execute(_SELECT_COUNTER, (auction_id,)).fetchone()
+            last = 0 if row is None else int(row[0])
+            if row is not None and row[1] is not None:
+                record = Freeze(auction_id, int(row[1]), last)  # already frozen: unchanged
+            else:
+                conn.execute(
+                    "INSERT INTO auction_sequences (auction_id, last_sequence, frozen_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT (auction_id) DO UPDATE"
+                    " SET frozen_at = excluded.frozen_at",
+                    (auction_id, last, frozen_at),
+                )
+                record = Freeze(auction_id, frozen_at, last)
+        return record
+
+    def frozen(self, auction_id: int) -> Freeze | None:
+        """The auction's freeze record, if it is frozen."""
+        with self._reader() as conn:
+            row = conn.execute(_SELECT_COUNTER, (auction_id,)).fetchone()
+        if row is None or row[1] is None:
+            return None
+        return Freeze(auction_id, int(row[1]), int(row[0]))
 
     @staticmethod
     def _live_rows(

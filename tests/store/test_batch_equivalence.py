@@ -3,7 +3,8 @@
 Batches are planned in memory and written with multi-row statements, so every interaction
 inside one batch (replace twice, put then cancel, cancel then put, identical after replace,
 stale cancels, re-posts of superseded or cancelled envelopes, the live ciphertext under
-another signature, two auctions) is checked against a store that saw one operation per call.
+another signature, two auctions, an auction frozen midway) is checked against a store that
+saw one operation per call.
 """
 
 from __future__ import annotations
@@ -54,22 +55,38 @@ def _rows(store: BidStore) -> list[object]:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_batches_equal_one_at_a_time(store: BidStore, tmp_path: Path, seed: int) -> None:
+    """Random batches against one operation per call; most seeds freeze an auction midway
+    (batches end at the freeze), after which its operations are refused in both."""
     rnd = random.Random(seed)
     ops = _scenario(rnd, 60)
+    freeze_before = rnd.randint(20, 50) if seed % 3 else None  # index of the first op after
+    freeze_auction = AUCTIONS[seed % 2]
     reference = SqliteBidStore(tmp_path / "reference.db")
     reference.migrate()
     try:
-        expected = [_outcome(reference.apply([op])[0]) for op in ops]
+        expected: list[object] = []
+        for i, op in enumerate(ops):
+            if i == freeze_before:
+                expected_freeze = reference.freeze(freeze_auction, 7_000)
+            expected.append(_outcome(reference.apply([op])[0]))
         got: list[object] = []
         start = 0
         while start < len(ops):  # random batch sizes, including one batch of everything
+            if start == freeze_before:
+                assert store.freeze(freeze_auction, 7_000) == expected_freeze
             size = len(ops) if seed == 0 else rnd.randint(1, 25)
+            if freeze_before is not None and start < freeze_before:
+                size = min(size, freeze_before - start)
             got.extend(_outcome(r) for r in store.apply(ops[start : start + size]))
             start += size
         assert got == expected
         assert "StaleEnvelopeError" in expected  # the scenario exercised no resurrection
+        if freeze_before is not None:
+            assert "AuctionFrozenError" in expected
         assert _rows(store) == _rows(reference)
         for auction in AUCTIONS:
             assert store.live_bids(auction) == reference.live_bids(auction)
+            assert store.retired_bids(auction) == reference.retired_bids(auction)
+            assert store.frozen(auction) == reference.frozen(auction)
     finally:
         reference.close()

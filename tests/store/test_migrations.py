@@ -63,27 +63,27 @@ def v1_store(
         store = SqliteBidStore(path)
         monkeypatch.setattr(sqlite_module, "load_migrations", lambda _: only_v1)
         store.migrate()
-        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-            conn.executemany(
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.executemany(
                 f"INSERT INTO bids ({V1_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(r[0], u256_to_bytes(r[1]), *r[2:]) for r in _v1_rows()],  # type: ignore[arg-type]
             )
-            conn.execute("INSERT INTO auction_sequences VALUES (?, 4)", (A,))
+            db.execute("INSERT INTO auction_sequences VALUES (?, 4)", (A,))
     else:
         schema = request.getfixturevalue("pg_schema")
         dsn = request.getfixturevalue("pg_dsn")
         store = make_pg_store(dsn, schema)
         monkeypatch.setattr(pg_module, "load_migrations", lambda _: only_v1)
         store.migrate()
-        with psycopg.connect(dsn) as conn:
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            with conn.cursor() as cur:
+        with psycopg.connect(dsn) as pg:
+            pg.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            with pg.cursor() as cur:
                 cur.executemany(
                     f"INSERT INTO bids ({V1_COLUMNS}) VALUES"
                     " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     _v1_rows(),
                 )
-            conn.execute("INSERT INTO auction_sequences VALUES (%s, 4)", (A,))
+            pg.execute("INSERT INTO auction_sequences VALUES (%s, 4)", (A,))
     monkeypatch.undo()
     yield store
     store.close()
