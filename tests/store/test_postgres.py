@@ -359,3 +359,23 @@ def test_stale_lookup_probes_the_envelope_index_not_the_history(
     assert "Seq Scan" not in plan, plan
     results = one.apply(ops)
     assert [type(r).__name__ for r in results] == ["StaleEnvelopeError", "PutResult", "PutResult"]
+
+
+def test_store_sessions_commit_synchronously_whatever_the_default(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """synchronous_commit=off as the session default (here from the DSN's options; a role's
+    or database's setting arrives the same way): the store's connections run with it on."""
+    sep = "&" if "?" in pg_dsn else "?"
+    dsn = f"{pg_dsn}{sep}options=-c%20synchronous_commit%3Doff"
+    with psycopg.connect(dsn) as plain:  # the default the store's sessions start from
+        assert plain.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    store = make_pg_store(dsn, pg_schema, max_size=2)
+    try:
+        store.migrate()
+        store.apply([put_op(A, 1, "durable")])
+        for _ in range(3):
+            row = store._read(lambda conn: conn.execute("SHOW synchronous_commit").fetchone())
+            assert row == ("on",)
+    finally:
+        store.close()
