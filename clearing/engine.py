@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import accumulate, islice
 from operator import attrgetter
 
 from clearing.hexcodec import UINT256_MAX
@@ -38,7 +39,7 @@ class UnfilledReason(StrEnum):
     """Why a ranked (valid) bid got nothing."""
 
     BELOW_MIN_FILL = "below_min_fill"  # the marginal bid: what fit was under min_fill
-    LIQUIDITY_EXHAUSTED = "liquidity_exhausted"  # ranked after the marginal bid
+    LIQUIDITY_EXHAUSTED = "liquidity_exhausted"  # after the marginal bid, or priced out (uniform)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +111,10 @@ class ClearingResult:
     filled: list[int]  # filled[i], burnt[i], payout[i] for ranked[i], i < winners
     burnt: list[int]
     payout: list[int]
-    stop_index: int | None  # rank of the marginal bid (partial or skipped); None if none
-    clearing_rate: int | None  # lowest winning rate (the rate all winners pay in uniform)
+    # rank of the marginal bid (partial or skipped); None if none (uniform mode: see
+    # _clear_uniform; there None also when the first non-winner was priced out)
+    stop_index: int | None
+    clearing_rate: int | None  # last (lowest) winner's own rate; all winners pay it in uniform
     total_shares: int = field(init=False)
     total_burnt: int = field(init=False)
     total_payout: int = field(init=False)
@@ -252,14 +255,124 @@ def _walk(
 def clear(auction_id: int, bids: Iterable[ValidBid], params: ClearingParams) -> ClearingResult:
     """Apply DESIGN 5 rules 1-5 to valid bids; deterministic whatever their order."""
     ranked = rank_bids(bids)
+    if params.mode is Mode.UNIFORM:
+        return _clear_uniform(auction_id, ranked, params)
     filled, burnt, payout, stop = _walk(ranked, params, None, len(ranked))
     clearing_rate = ranked[len(filled) - 1].basis_point if filled else None
-    if params.mode is Mode.UNIFORM and clearing_rate is not None:
-        winners = len(filled)
-        filled, burnt, payout, refill_stop = _walk(ranked, params, clearing_rate, winners)
-        if refill_stop is not None:
-            stop = refill_stop
     return ClearingResult(auction_id, params, ranked, filled, burnt, payout, stop, clearing_rate)
+
+
+def _clear_uniform(
+    auction_id: int, ranked: list[ValidBid], params: ClearingParams
+) -> ClearingResult:
+    """Rule 4 (revision 2): everyone pays the rate of the marginal winner, itself a winner.
+
+    For the candidate at 0-based rank ``j`` (rate ``r = ranked[j].basis_point``) let
+    ``C(j) = sum(payout(s_i, r) for i < j)``. The candidate is feasible when ``C(j) <= L``
+    and rule 3 fills it (fully, or partially with ``x >= min_fill``) from ``L - C(j)`` at
+    rate ``r``: exactly when ``C(j) + payout(min(s_j, max(min_fill, 1)), r) <= L``. That sum
+    never decreases with ``j`` (a lower rate lowers no earlier payout, and an infeasible
+    candidate's own term already breaks ``L``), so the feasible candidates are a prefix and
+    the number of winners ``k`` is found by bisection (``_count_feasible``). Winners:
+    ``ranked[:k]`` walked by rule 3 at ``ranked[k - 1].basis_point`` (all full but perhaps
+    the last); no feasible candidate, no winners.
+
+    ``stop_index``, as in pay-as-bid, is the rank where rule 3 stopped on a bid it could not
+    fill in full: the last winner's rank ``k - 1`` when that winner is partial; else the first
+    non-winner's rank ``k`` when it was cut for min_fill in the rule-3 sense (at its own rate
+    the winners ahead of it fit, ``C(k) <= L``, but what was left for it is under min_fill
+    or nothing), which ``outcome`` reports as ``below_min_fill``; else ``None`` (everyone
+    won, or the first non-winner was priced out: at its rate the bids ahead of it alone need
+    more than ``L``), and every non-winner is ``liquidity_exhausted``. A partial last winner
+    implies the next bid is priced out, so at most one bid is named.
+    """
+    n = len(ranked)
+    if n == 0:
+        return ClearingResult(auction_id, params, ranked, [], [], [], None, None)
+    winners, prefix = _count_feasible(ranked, params)
+    if winners == 0:
+        # ranked[0] alone was under min_fill at its own rate: rule 3's skipped marginal bid
+        return ClearingResult(auction_id, params, ranked, [], [], [], 0, None)
+    clearing_rate = ranked[winners - 1].basis_point
+    filled, burnt, payout, stop = _walk(ranked, params, clearing_rate, winners)
+    if stop is None and winners < n:
+        rate, price, budget = ranked[winners].basis_point, params.price, params.liquidity
+        if _cost_within(ranked, prefix, winners, extra=0, rate=rate, price=price, budget=budget):
+            stop = winners
+    return ClearingResult(auction_id, params, ranked, filled, burnt, payout, stop, clearing_rate)
+
+
+_SIZE = attrgetter("size")
+_FIRST_CHUNK = 1 << 10
+_MAX_CHUNK = 1 << 16
+
+
+def _count_feasible(ranked: list[ValidBid], params: ClearingParams) -> tuple[int, list[int]]:
+    """The number of feasible candidates (a prefix), and prefix sums of the sizes that far.
+
+    The prefix sums are extended a chunk at a time, as long as the chunk's last candidate is
+    feasible, then the first infeasible one is bisected inside the last chunk; so only about
+    as many bids are read as win (reading a bid of a large ranked list costs cache misses).
+    """
+    n, price, budget, least = len(ranked), params.price, params.liquidity, max(params.min_fill, 1)
+    prefix = [0]  # prefix[j] = sum of ranked[i].size for i < j
+
+    def feasible(j: int) -> bool:
+        bid = ranked[j]
+        extra, rate = min(bid.size, least), bid.basis_point
+        return _cost_within(ranked, prefix, j, extra=extra, rate=rate, price=price, budget=budget)
+
+    lo, step = 0, _FIRST_CHUNK  # candidates < lo are feasible
+    while True:
+        end = min(lo + step, n)
+        sums = accumulate(map(_SIZE, ranked[lo:end]), initial=prefix[-1])
+        next(sums)
+        prefix.extend(sums)
+        if not feasible(end - 1):
+            hi = end - 1  # candidates >= hi are not feasible
+            break
+        if end == n:
+            return n, prefix
+        lo, step = end, min(step * 2, _MAX_CHUNK)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if feasible(mid):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo, prefix
+
+
+def _cost_within(
+    ranked: list[ValidBid],
+    prefix: list[int],
+    j: int,
+    *,
+    extra: int,
+    rate: int,
+    price: int,
+    budget: int,
+) -> bool:
+    """Whether ``sum(payout_of(s_i, rate) for i < j) + payout_of(extra, rate) <= budget``.
+
+    Each payout is ``floor((a - floor(a * rate / 10000)) * price / 1e18)``, which lies in
+    ``(v - 1, v + price / 1e18]`` with ``v = a * (10000 - rate) * price / 1e22``; so the sum
+    is within ``j + 1`` such margins of the same formula applied to the sum of the amounts,
+    a prefix sum. Only when the budget falls inside that band are the payouts added up.
+    """
+    count = j + 1
+    scaled = (prefix[j] + extra) * (BPS - rate) * price  # the sum, times 1e22, without floors
+    limit = budget * _SCALE_BPS
+    if scaled + count * price * BPS <= limit:  # the sum is surely <= budget
+        return True
+    if scaled - count * _SCALE_BPS >= limit:  # the sum is surely > budget
+        return False
+    sizes = map(_SIZE, islice(ranked, j))
+    total: int = sum((s - s * rate // BPS) * price // PRICE_SCALE for s in sizes)
+    return total + payout_of(extra, rate, price) <= budget
+
+
+_SCALE_BPS = PRICE_SCALE * BPS
 
 
 __all__ = [

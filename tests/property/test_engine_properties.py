@@ -126,7 +126,11 @@ def test_uniform_never_charges_a_winner_more_than_pay_as_bid(case):
     pab = clear(
         1, bids, ClearingParams(params.price, params.liquidity, Mode.PAY_AS_BID, params.min_fill)
     )
-    assert uni.clearing_rate == pab.clearing_rate
+    # rule 4 rev 2: the uniform winners are a prefix of the pay-as-bid ones, so their last
+    # (rate-setting) winner's rate is at least the pay-as-bid marginal rate
+    assert (uni.clearing_rate is None) == (pab.clearing_rate is None)
+    if uni.clearing_rate is not None:
+        assert uni.clearing_rate >= pab.clearing_rate
     assert uni.winners <= pab.winners
     for i in range(uni.winners):
         own = uni.ranked[i].basis_point
@@ -149,8 +153,9 @@ def test_marginal_fill_is_the_largest_that_fits(case):
     assert payout_of(x + 1, rate, params.price) > budget or x + 1 == r.ranked[i].size
 
 
-def _reference(bids, price, liquidity, mode, min_fill):
-    """Straight from DESIGN 5, with linear searches: only for small sizes."""
+def _reference(bids, price, liquidity, min_fill):
+    """Pay-as-bid straight from DESIGN 5, with linear searches: only for small sizes.
+    Uniform mode (rule 4 rev 2) has its own reference in test_uniform_rule.py."""
     order = sorted(bids, key=lambda b: (-b.basis_point, b.redemption_id))
 
     def walk(limit, rate_for):
@@ -173,9 +178,6 @@ def _reference(bids, price, liquidity, mode, min_fill):
         return fills
 
     fills = walk(len(order), lambda b: b.basis_point)
-    if mode is Mode.UNIFORM and fills:
-        marginal = min(rate for _, rate in fills.values())
-        fills = walk(len(fills), lambda b: marginal)
     return {rid: x for rid, (x, _) in fills.items()}
 
 
@@ -183,13 +185,12 @@ def _reference(bids, price, liquidity, mode, min_fill):
     bid_sets(max_size=400, max_bids=12),
     st.integers(0, 3 * E18),
     st.integers(0, 1500),
-    modes,
     st.integers(0, 60),
 )
-def test_matches_brute_force_reference(bids, price, liquidity, mode, min_fill):
+def test_matches_brute_force_reference_pay_as_bid(bids, price, liquidity, min_fill):
     assume(all(b.size <= 400 for b in bids))
-    r = clear(1, bids, ClearingParams(price, liquidity, mode, min_fill))
-    assert _fills(r) == _reference(bids, price, liquidity, mode, min_fill)
+    r = clear(1, bids, ClearingParams(price, liquidity, Mode.PAY_AS_BID, min_fill))
+    assert _fills(r) == _reference(bids, price, liquidity, min_fill)
 
 
 def test_worked_example_to_the_wei():
@@ -214,15 +215,20 @@ def test_worked_example_to_the_wei():
     assert uni.total_payout <= 250 * E18
 
 
-def test_uniform_mode_is_not_monotone_in_liquidity():
-    """Documented consequence of DESIGN 5 rule 4 (see README): a little more liquidity can
-    admit a low-rate marginal bidder, lower the clearing rate for everyone and so shrink an
-    earlier winner's fill. Pay-as-bid has no such effect (property test above)."""
+def test_uniform_mode_old_non_monotone_case_is_monotone_now():
+    """Under the old rule 4, one more USDai here admitted bid 2 (10 bp, ~1 share of 10) as the
+    marginal bidder, dropped the clearing rate to 10 bp and shrank bid 1's fill. Rule 4
+    rev 2: at 10 bp bid 1 alone costs 99.9 USDai > 51, so bid 2 is never the rate setter;
+    bid 1 wins in full at its own 50% (payout 50 USDai) with 50 or 51 USDai.
+    test_uniform_rule.py checks monotonicity in liquidity as a property."""
     bids = [ValidBid(1, CONTROLLER, 5000, 100 * E18), ValidBid(2, CONTROLLER, 10, 10 * E18)]
     low = clear(1, bids, ClearingParams(E18, 50 * E18, Mode.UNIFORM, min_fill=E18))
     high = clear(1, bids, ClearingParams(E18, 51 * E18, Mode.UNIFORM, min_fill=E18))
-    assert _fills(low) == {1: 100 * E18}
-    assert _fills(high)[1] < 100 * E18
+    for r, leftover in ((low, 0), (high, E18)):
+        assert _fills(r) == {1: 100 * E18}
+        assert (r.clearing_rate, r.payout, r.leftover) == (5000, [50 * E18], leftover)
+        assert r.stop_index is None
+        assert r.outcome(1).reason == "liquidity_exhausted"  # priced out, not cut for min_fill
 
 
 def test_a_full_discount_bid_pays_nothing_and_always_fits():
