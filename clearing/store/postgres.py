@@ -8,9 +8,8 @@ The batch then locks the live rows of the pairs it touches (``SELECT ... FOR UPD
 one statement per auction), finds which of the envelopes its puts post were superseded or
 cancelled before (no resurrection; one ``bids_pair_hash`` probe per envelope, never a
 pair's whole history) and is planned in memory; the partial unique index ``bids_one_live``
-is the backstop. Deadlocks, serialization failures and unique violations
-roll the whole batch back and retry it. Every driver or pool failure surfaces as
-``StoreUnavailableError``.
+is the backstop. Deadlocks, serialization failures and unique violations roll the whole
+batch back and retry it. Every driver or pool failure surfaces as ``StoreUnavailableError``.
 
 Freeze fence. ``freeze`` sets ``frozen_at`` on the auction's counter row with one upsert,
 the very row every batch of the auction locks first and reads ``frozen_at`` from
