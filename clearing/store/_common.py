@@ -1,4 +1,9 @@
-"""Shared by the store backends: operation checks, the put/cancel rules, uint256, migrations."""
+"""Shared by the store backends: operation checks, the put/cancel rules, uint256, migrations.
+
+``plan_batch`` is the one place the rules of DESIGN revision 2 live (identical, replaced,
+stale envelope, stale cancel, frozen auction, one sequence counter for bids and cancels):
+each backend only reads what it needs under its lock and writes the plan.
+"""
 
 from __future__ import annotations
 
