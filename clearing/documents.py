@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from clearing.engine import ClearingResult
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
 from clearing.model import BID_BOOK_LEAF_TYPES, Envelope
+from clearing.receipts import Receipt, ReceiptKind
+from clearing.signing import Signer
 from clearing.validation import Exclusion, RequestSnapshot
 
 
@@ -32,10 +35,103 @@ def book_document(
                 "signature": to_hex(e.signature),
                 "sequence": seq,
                 "received_at": at,
+                "kind": int(ReceiptKind.BID),
             }
             for e, seq, at in zip(envelopes, sequences, received, strict=True)
         ],
         "tree": tree.dump() if tree else None,
+    }
+
+
+def entry_receipt(auction_id: int, entry: dict[str, Any]) -> Receipt:
+    """The receipt a book or history entry stands for (its ``service_signature`` if any)."""
+    signature = entry.get("service_signature")
+    return Receipt(
+        auction_id,
+        int(entry["redemption_id"]),
+        parse_address(entry["controller"]),
+        from_hex(entry["ciphertext_hash"], 32),
+        int(entry["sequence"]),
+        int(entry["received_at"]),
+        ReceiptKind(int(entry["kind"])),
+        from_hex(signature) if signature else b"",
+    )
+
+
+def signed_book(book: dict[str, Any], signer: Signer) -> dict[str, Any]:
+    """The published ``/book``: the frozen book with each entry's signed kind-0 receipt.
+
+    Receipt signatures are deterministic (RFC 6979), so each equals the one the bidder got
+    at intake for the same stored envelope.
+    """
+    auction_id = int(book["auction_id"])
+    bids = [
+        {
+            **entry,
+            "service_signature": to_hex(
+                entry_receipt(auction_id, entry).signed_by(signer).service_signature
+            ),
+        }
+        for entry in book["bids"]
+    ]
+    return {**book, "receipt_signer": to_checksum_address(signer.address), "bids": bids}
+
+
+def history_entry(
+    envelope: Envelope,
+    *,
+    sequence: int,
+    received_at: int,
+    status: str,
+    cancel: tuple[int, int, bytes] | None,
+    signer: Signer,
+) -> dict[str, Any]:
+    """One superseded or cancelled envelope with its receipt; ``cancel`` is the cancel's
+    (sequence, received_at, CancelBid signature), which gets its own kind-1 receipt."""
+    entry: dict[str, Any] = {
+        "redemption_id": str(envelope.redemption_id),
+        "controller": to_checksum_address(envelope.controller),
+        "ciphertext": to_hex(envelope.ciphertext),
+        "ciphertext_hash": to_hex(envelope.ciphertext_hash),
+        "signature": to_hex(envelope.signature),
+        "sequence": sequence,
+        "received_at": received_at,
+        "kind": int(ReceiptKind.BID),
+        "status": status,
+        "cancel": None,
+    }
+    entry["service_signature"] = to_hex(
+        entry_receipt(envelope.auction_id, entry).signed_by(signer).service_signature
+    )
+    if cancel is not None:
+        cancel_sequence, cancelled_at, cancel_signature = cancel
+        receipt = Receipt(
+            envelope.auction_id,
+            envelope.redemption_id,
+            envelope.controller,
+            envelope.ciphertext_hash,
+            cancel_sequence,
+            cancelled_at,
+            ReceiptKind.CANCEL,
+        ).signed_by(signer)
+        entry["cancel"] = {
+            "sequence": cancel_sequence,
+            "received_at": cancelled_at,
+            "kind": int(ReceiptKind.CANCEL),
+            "signature": to_hex(cancel_signature),
+            "service_signature": to_hex(receipt.service_signature),
+        }
+    return entry
+
+
+def history_document(
+    auction_id: int, entries: list[dict[str, Any]], signer: Signer
+) -> dict[str, Any]:
+    """The published ``/book/history``: every superseded and cancelled envelope."""
+    return {
+        "auction_id": auction_id,
+        "receipt_signer": to_checksum_address(signer.address),
+        "envelopes": entries,
     }
 
 
@@ -81,17 +177,38 @@ def requests_of(doc: dict[str, Any]) -> dict[int, RequestSnapshot]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a result's inputs come from: the chain, its contracts and the snapshot block."""
+
+    chain_id: int
+    vault: bytes
+    settlement: bytes
+    genesis: int
+    snapshot_block: int
+    snapshot_block_hash: bytes
+    snapshot_timestamp: int
+    free_liquidity: int
+    liquidity_bps: int
+
+
 def result_document(
     result: ClearingResult,
     excluded: list[Exclusion],
     *,
-    snapshot_block: int,
-    snapshot_timestamp: int,
+    provenance: Provenance,
     bid_book_root: str | None,
     allocation_root: str | None,
     requests: dict[int, RequestSnapshot],
+    abandoned: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The clearing summary published at ``/result``."""
+    """The clearing summary published at ``/result`` (DESIGN 4, rev 2).
+
+    Enough to re-run the clearing from public data and to tie it to the chain: the chain,
+    contracts and genesis, the snapshot block (number, hash, time), every input of the
+    rule, every outcome, and the ``abandoned`` attempts. ``settlement_tx`` is filled in once
+    the settle transaction is mined.
+    """
     p = result.params
     outcomes = {}
     for o in result.outcomes():
@@ -106,12 +223,22 @@ def result_document(
             "payout": str(o.payout),
             "reason": o.reason.value if o.reason else None,
         }
+    src = provenance
     return {
         "auction_id": result.auction_id,
+        "chain_id": src.chain_id,
+        "vault": to_checksum_address(src.vault),
+        "settlement": to_checksum_address(src.settlement),
+        "genesis": src.genesis,
+        "snapshot": {
+            "block": src.snapshot_block,
+            "block_hash": to_hex(src.snapshot_block_hash),
+            "timestamp": src.snapshot_timestamp,
+        },
         "mode": p.mode.value,
-        "snapshot_block": snapshot_block,
-        "snapshot_timestamp": snapshot_timestamp,
         "price": str(p.price),
+        "free_liquidity": str(src.free_liquidity),
+        "liquidity_bps": src.liquidity_bps,
         "liquidity": str(p.liquidity),
         "min_fill": str(p.min_fill),
         "admin_fee_bps": p.admin_fee_bps,
@@ -136,14 +263,20 @@ def result_document(
         ],
         "outcomes": outcomes,
         "requests": requests_document(requests),
-        "settlement": None,
+        "settlement_tx": None,
+        "abandoned": list(abandoned or []),
     }
 
 
 __all__ = [
+    "Provenance",
     "book_document",
+    "entry_receipt",
     "envelopes_of",
+    "history_document",
+    "history_entry",
     "requests_document",
     "requests_of",
     "result_document",
+    "signed_book",
 ]

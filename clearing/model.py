@@ -22,7 +22,7 @@ PRICE_SCALE = 10**18
 PLAINTEXT_TYPES = ("uint64", "uint256", "uint256", "uint256", "uint256", "bytes")
 ALLOCATION_LEAF_TYPES = ("uint64", "uint256", "address", "uint256", "uint256", "uint256")
 BID_BOOK_LEAF_TYPES = ("uint64", "uint256", "address", "bytes32")
-RECEIPT_TYPES = ("uint64", "uint256", "address", "bytes32", "uint64", "uint64")
+RECEIPT_TYPES = ("uint64", "uint256", "address", "bytes32", "uint64", "uint64", "uint8")
 PLAINTEXT_LENGTH = 320  # 6 head words + length word + 65 bytes padded to 96
 
 

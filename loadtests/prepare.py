@@ -19,7 +19,7 @@ import orjson
 
 from clearing.api.devserver import holder_key
 from clearing.calendar import REDEMPTION_WINDOW
-from clearing.documents import book_document, result_document
+from clearing.documents import Provenance, book_document, result_document
 from clearing.engine import ClearingParams, clear
 from clearing.hexcodec import from_hex, to_hex
 from clearing.merkle import StandardMerkleTree
@@ -223,8 +223,17 @@ def prepare_claims(
         doc = result_document(
             result,
             excluded,
-            snapshot_block=1,
-            snapshot_timestamp=past_id,
+            provenance=Provenance(
+                chain_id=domain.chain_id,
+                vault=bytes(20),
+                settlement=domain.verifying_contract,
+                genesis=past_id % REDEMPTION_WINDOW,
+                snapshot_block=1,
+                snapshot_block_hash=bytes(32),
+                snapshot_timestamp=past_id,
+                free_liquidity=count * 7 * E18 // 2,
+                liquidity_bps=10_000,
+            ),
             bid_book_root=book["bid_book_root"],
             allocation_root=to_hex(tree.root),
             requests=snapshot,

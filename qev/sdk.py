@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -12,7 +12,7 @@ from clearing.eip712 import Eip712Domain
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import verify
 from clearing.model import ALLOCATION_LEAF_TYPES, Bid, Envelope
-from clearing.receipts import Receipt
+from clearing.receipts import Receipt, ReceiptKind
 from clearing.signing import Signer
 from qev.errors import QevError, SignatureError
 
@@ -29,6 +29,22 @@ class ReceiptMismatchError(SignatureError):
     """The receipt does not acknowledge what was sent, or is not signed by the service."""
 
 
+class AuctionKeyMismatchError(QevError):
+    """The service announces another auction public key than the one committed on-chain."""
+
+    code = "auction_key_mismatch"
+
+
+class ChainView(Protocol):
+    """What a bidder reads from the chain to pin the service (``keeper.chain.Chain`` fits)."""
+
+    def receipt_signer(self) -> bytes:
+        """The settlement contract's ``receiptSigner()``."""
+
+    def key_state(self, auction_id: int) -> Any:
+        """``auctionKey(T)``: an object with ``public_key`` and ``committed``."""
+
+
 @dataclass(frozen=True)
 class SubmittedBid:
     """A bid the service acknowledged, with what the bidder needs to follow it."""
@@ -39,7 +55,12 @@ class SubmittedBid:
 
 
 class BidderClient:
-    """A holder's client for one service. ``service_address`` pins the receipt signer."""
+    """A holder's client for one service.
+
+    ``chain`` pins the service from the chain (DESIGN 4, rev 2): receipts must be signed by
+    the settlement contract's ``receiptSigner()``, and a bid is sealed only to the public key
+    committed on-chain as ``auctionKey(T)``. ``service_address`` pins a signer explicitly.
+    """
 
     def __init__(
         self,
@@ -47,10 +68,16 @@ class BidderClient:
         signer: Signer,
         *,
         service_address: bytes | None = None,
+        chain: ChainView | None = None,
         client: httpx.Client | None = None,
         timeout: float = 10.0,
     ) -> None:
         self.signer = signer
+        self.chain = chain
+        if service_address is None and chain is not None:
+            service_address = chain.receipt_signer()
+            if not any(service_address):
+                raise ReceiptMismatchError("no receipt signer is registered on-chain")
         self.service_address = service_address
         self.http = client or httpx.Client(base_url=base_url, timeout=timeout)
 
@@ -88,6 +115,13 @@ class BidderClient:
         """Seal and sign ``bid`` for ``auction`` (no network)."""
         if auction.get("public_key") is None:
             raise ServiceProblemError(409, "no_public_key", "auction key not announced", auction)
+        if self.chain is not None:
+            state = self.chain.key_state(int(auction["auction_id"]))
+            if not state.committed or to_hex(state.public_key) != auction["public_key"]:
+                raise AuctionKeyMismatchError(
+                    f"the service's public key for auction {auction['auction_id']} is not the "
+                    "one committed on-chain: refusing to seal"
+                )
         return seal_bid(
             self.signer, bid, self.domain_of(auction), from_hex(auction["public_key"], 32)
         )
@@ -137,7 +171,12 @@ class BidderClient:
                 },
             )
         )
-        return self.verify_receipt(body["receipt"], auction_id, redemption_id)
+        receipt = self.verify_receipt(
+            body["receipt"], auction_id, redemption_id, ReceiptKind.CANCEL
+        )
+        if receipt.ciphertext_hash != ciphertext_hash:
+            raise ReceiptMismatchError("cancel receipt names another ciphertext")
+        return receipt
 
     def status(self, auction_id: int, redemption_id: int) -> dict[str, Any]:
         """The pair's receipt, status and (after clearing) outcome."""
@@ -162,8 +201,14 @@ class BidderClient:
             raise ReceiptMismatchError("allocation proof does not verify against the root")
         return body
 
-    def verify_receipt(self, raw: dict[str, Any], auction_id: int, redemption_id: int) -> Receipt:
-        """Parse a receipt, check it names this bid and recover the service's signature."""
+    def verify_receipt(
+        self,
+        raw: dict[str, Any],
+        auction_id: int,
+        redemption_id: int,
+        kind: ReceiptKind = ReceiptKind.BID,
+    ) -> Receipt:
+        """Parse a receipt, check it names this operation and recover the service's signature."""
         receipt = Receipt(
             int(raw["auction_id"]),
             int(raw["redemption_id"]),
@@ -171,8 +216,11 @@ class BidderClient:
             from_hex(raw["ciphertext_hash"], 32),
             int(raw["sequence"]),
             int(raw["received_at"]),
+            ReceiptKind(int(raw["kind"])),
             from_hex(raw["service_signature"], 65),
         )
+        if receipt.kind is not kind:
+            raise ReceiptMismatchError(f"expected a kind-{int(kind)} receipt")
         if (receipt.auction_id, receipt.redemption_id) != (auction_id, redemption_id):
             raise ReceiptMismatchError("receipt names another bid")
         if receipt.controller != self.signer.address:
@@ -183,4 +231,11 @@ class BidderClient:
         return receipt
 
 
-__all__ = ["BidderClient", "ReceiptMismatchError", "ServiceProblemError", "SubmittedBid"]
+__all__ = [
+    "AuctionKeyMismatchError",
+    "BidderClient",
+    "ChainView",
+    "ReceiptMismatchError",
+    "ServiceProblemError",
+    "SubmittedBid",
+]

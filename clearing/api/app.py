@@ -31,6 +31,7 @@ from clearing.api.schemas import (
     BidStatusResponse,
     BookResponse,
     CancelRequest,
+    HistoryResponse,
     ReceiptResponse,
 )
 from clearing.api.service import ClearingService
@@ -326,6 +327,15 @@ def create_app(
     def get_book(auction_id: int = AuctionId) -> Any:
         # the frozen bytes as published (documented by BookResponse, not re-validated)
         return raw_json(service.book(auction_id))
+
+    @app.get(
+        "/v1/auctions/{auction_id}/book/history",
+        response_model=HistoryResponse,
+        responses=problem_responses,
+    )
+    def get_book_history(auction_id: int = AuctionId) -> Any:
+        # superseded and cancelled envelopes with their receipts (DESIGN 4, rev 2)
+        return raw_json(service.history(auction_id))
 
     @app.get("/v1/auctions/{auction_id}/result", responses=problem_responses)
     def get_result(auction_id: int = AuctionId) -> Response:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from clearing.api.keys import load_or_create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.api.workers import run_workers
@@ -69,7 +70,12 @@ class DerivedHolders:
 
 
 def dev_settings(store: str, data_dir: Path, genesis: int) -> ServiceSettings:
-    """Settings for a local service with derived keys and generous rate limits."""
+    """Settings for a local service with derived keys and generous rate limits.
+
+    The dev server creates its own master secret (the only place besides the demo and the
+    explicit ``qev keys`` command where a secret is created).
+    """
+    load_or_create_key(data_dir / "master.key")
     return ServiceSettings(
         store_url=store,
         genesis=genesis,

@@ -15,6 +15,7 @@ from clearing.sealing import derive_auction_secret, public_key_of
 from clearing.signing import Signer
 from clearing.store.artifacts import PUBLIC_KEY
 from clearing.store.base import BidStore
+from qev.errors import QevError
 
 
 class AuctionKeys(Protocol):
@@ -48,8 +49,48 @@ class StoredAuctionKeys:
         return raw if raw is None or len(raw) == 32 else None
 
 
+class KeyFileError(QevError):
+    """A key file that is missing, unreadable, readable by others or not a 32-byte hex key."""
+
+    code = "key_file"
+
+
+def read_key(path: Path, what: str = "key") -> bytes:
+    """Read a 32-byte secret stored as hex; never creates one (DESIGN 3, rev 2).
+
+    A missing file is an error naming the file, so a keeper started with a wrong path stops
+    instead of deriving keys from a fresh secret nobody committed.
+    """
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except FileNotFoundError:
+        raise KeyFileError(f"{what} file {path} does not exist (create it explicitly)") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise KeyFileError(f"{what} file {path} is readable by others (chmod 600 it)")
+    try:
+        key = bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError:
+        raise KeyFileError(f"{what} file {path} is not hex") from None
+    if len(key) != 32:
+        raise KeyFileError(f"{what} file {path} does not hold 32 bytes")
+    return key
+
+
+def create_key(path: Path, what: str = "key") -> None:
+    """Create a new random 32-byte secret at ``path`` (mode 0600); refuse to overwrite."""
+    if path.exists():
+        raise KeyFileError(f"{what} file {path} already exists: refusing to overwrite it")
+    load_or_create_key(path)
+
+
 def load_or_create_key(path: Path) -> bytes:
     """Read a 32-byte secret stored as hex; create it (mode 0600) if the file is missing.
+
+    Only for the demo, the dev server and ``create_key``: services and the keeper use
+    ``read_key``, which never creates a key.
 
     Creation is atomic: the key is written to a private temporary file and linked into
     place, so processes starting together (worker processes) all read the one key that won.
@@ -106,7 +147,10 @@ def service_signer(path: Path) -> Signer:
 __all__ = [
     "AuctionKeys",
     "DerivedAuctionKeys",
+    "KeyFileError",
     "StoredAuctionKeys",
+    "create_key",
     "load_or_create_key",
+    "read_key",
     "service_signer",
 ]

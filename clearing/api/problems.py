@@ -30,6 +30,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_cleared": 409,
     "key_not_revealed": 409,
     "stale_cancel": 409,
+    "stale_envelope": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,

@@ -49,6 +49,10 @@ class AuctionInfo(BaseModel):
     chain_id: int
     settlement: str
     eip712: Eip712Info
+    receipt_signer: str = Field(
+        description="the address that signs receipts; also registered on-chain as the "
+        "settlement contract's receiptSigner()"
+    )
 
 
 class Receipt(BaseModel):
@@ -60,7 +64,12 @@ class Receipt(BaseModel):
     ciphertext_hash: Hex
     sequence: int
     received_at: int
-    service_signature: Hex
+    kind: Literal[0, 1] = Field(description="0: a bid (new, replaced, identical); 1: a cancel")
+    service_signature: Hex = Field(
+        description="EIP-191 signature over keccak256(abi.encode(uint64 auction_id, uint256 "
+        "redemption_id, address controller, bytes32 ciphertext_hash, uint64 sequence, "
+        "uint64 received_at, uint8 kind))"
+    )
 
 
 class ReceiptResponse(BaseModel):
@@ -75,6 +84,9 @@ class BidStatusResponse(BaseModel):
 
     receipt: Receipt
     status: Literal["live", "superseded", "cancelled"]
+    cancel_receipt: Receipt | None = Field(
+        default=None, description="the kind-1 receipt of the cancel, for a cancelled envelope"
+    )
     outcome: dict[str, Any] | None = None
 
 
@@ -85,9 +97,11 @@ class BookEntry(BaseModel):
     controller: str
     ciphertext: Hex
     ciphertext_hash: Hex
-    signature: Hex
+    signature: Hex = Field(description="the controller's SealedBid signature")
     sequence: int
     received_at: int
+    kind: Literal[0]
+    service_signature: Hex = Field(description="the envelope's kind-0 receipt signature")
 
 
 class BookResponse(BaseModel):
@@ -95,8 +109,38 @@ class BookResponse(BaseModel):
 
     auction_id: int
     bid_book_root: Hex | None
+    receipt_signer: str
     bids: list[BookEntry]
     tree: dict[str, Any] | None
+    frozen: bool = Field(
+        default=True, description="false only between T and the keeper's freeze (not final)"
+    )
+
+
+class CancelEntry(BaseModel):
+    """A cancel: its CancelBid signature and its own kind-1 receipt."""
+
+    sequence: int
+    received_at: int
+    kind: Literal[1]
+    signature: Hex = Field(description="the controller's CancelBid signature")
+    service_signature: Hex
+
+
+class HistoryEntry(BookEntry):
+    """A superseded or cancelled envelope with its receipt (and its cancel's)."""
+
+    kind: Literal[0]
+    status: Literal["superseded", "cancelled"]
+    cancel: CancelEntry | None
+
+
+class HistoryResponse(BaseModel):
+    """The public audit trail: every envelope that was live once and is no longer."""
+
+    auction_id: int
+    receipt_signer: str
+    envelopes: list[HistoryEntry]
 
 
 class AllocationResponse(BaseModel):
@@ -115,7 +159,10 @@ __all__ = [
     "BidStatusResponse",
     "BookEntry",
     "BookResponse",
+    "CancelEntry",
     "CancelRequest",
+    "HistoryEntry",
+    "HistoryResponse",
     "Receipt",
     "ReceiptResponse",
 ]

@@ -11,7 +11,7 @@ from clearing.api.app import create_app
 from clearing.api.keys import (
     DerivedAuctionKeys,
     StoredAuctionKeys,
-    load_or_create_key,
+    read_key,
     service_signer,
 )
 from clearing.api.ratelimit import TokenBuckets
@@ -20,7 +20,7 @@ from clearing.api.settings import ServiceSettings
 from clearing.calendar import AuctionCalendar
 from clearing.eip712 import Eip712Domain
 from clearing.hexcodec import parse_address
-from clearing.redemptions import RedemptionReader
+from clearing.redemptions import CachedRedemptions, RedemptionReader
 from clearing.store import open_store
 from clearing.store.base import BidStore
 from clearing.store.group_commit import GroupCommitter
@@ -43,14 +43,18 @@ def build_app(
         quiet=settings.commit_quiet,
     )
     keys = (
-        DerivedAuctionKeys(load_or_create_key(settings.master_secret_file))
+        DerivedAuctionKeys(read_key(settings.master_secret_file, "master secret"))
         if settings.master_secret_file is not None
         else StoredAuctionKeys(store)
     )
     deps = ServiceDeps(
         store=store,
         committer=committer,
-        redemptions=redemptions,
+        redemptions=(
+            CachedRedemptions(redemptions, ttl=settings.controller_cache_ttl, clock=time.monotonic)
+            if redemptions.blocking and settings.controller_cache_ttl > 0
+            else redemptions
+        ),
         keys=keys,
         signer=service_signer(settings.service_key_file),
         calendar=AuctionCalendar(settings.genesis, settings.window),
@@ -63,6 +67,7 @@ def build_app(
         clock=clock or (lambda: int(time.time())),
         min_ciphertext=settings.min_ciphertext_bytes,
         max_ciphertext=settings.max_ciphertext_bytes,
+        chain_read_timeout=settings.chain_read_timeout,
     )
 
     async def start() -> None:

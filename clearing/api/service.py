@@ -11,16 +11,34 @@ import orjson
 
 from clearing.api.keys import AuctionKeys
 from clearing.calendar import AuctionCalendar
-from clearing.documents import book_document
+from clearing.documents import book_document, history_document, history_entry, signed_book
 from clearing.eip712 import Eip712Domain
 from clearing.hexcodec import from_hex, parse_address, parse_uint, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
 from clearing.model import Envelope, cancel_digest
-from clearing.receipts import Receipt
+from clearing.receipts import Receipt, ReceiptKind
 from clearing.redemptions import RedemptionReader
 from clearing.signing import Signer, recover_address
-from clearing.store.artifacts import ALLOCATION_TREE, BOOK, KEY, RESULT, SETTLEMENT
-from clearing.store.base import BidStore, CancelBid, PutBid, PutResult, Result, StoredBid
+from clearing.store.artifacts import (
+    ALLOCATION_TREE,
+    BOOK,
+    HISTORY,
+    KEY,
+    PUBLISHED_BOOK,
+    RESULT,
+    SETTLEMENT,
+)
+from clearing.store.base import (
+    AuctionFrozenError,
+    BidStatus,
+    BidStore,
+    CancelBid,
+    CancelResult,
+    PutBid,
+    PutResult,
+    Result,
+    StoredBid,
+)
 from qev.errors import (
     AuctionClosedError,
     AuctionNotClosedError,
@@ -50,6 +68,7 @@ class ServiceDeps:
     clock: Callable[[], int]
     min_ciphertext: int = 368
     max_ciphertext: int = 1024
+    chain_read_timeout: float = 3.0  # seconds a bid waits for its controller lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +94,9 @@ class ClearingService:
         # Outcomes never change once a result is published (the keeper re-publishes a
         # result only to add its settlement), so they are parsed once per auction.
         self._outcomes: dict[int, dict[str, Any]] = {}
+        # Auctions whose book the keeper froze: a freeze is never undone, so once the store
+        # refused a write for one, later writes are refused without a chain read or a batch.
+        self._frozen: set[int] = set()
 
     # --- auctions ---------------------------------------------------------------
 
@@ -94,7 +116,17 @@ class ClearingService:
             return "settled" if orjson.loads(settlement).get("status") == "settled" else "submitted"
         if store.get_artifact(auction_id, RESULT) is not None:
             return "cleared"
-        return "closed" if self.d.clock() >= auction_id else "open"
+        if self.d.clock() >= auction_id or self._is_frozen(auction_id):
+            return "closed"
+        return "open"
+
+    def _is_frozen(self, auction_id: int) -> bool:
+        if auction_id in self._frozen:
+            return True
+        if self.d.store.frozen(auction_id) is not None:
+            self._frozen.add(auction_id)
+            return True
+        return False
 
     def auction(self, auction_id: int) -> dict[str, Any]:
         """The DESIGN 4 auction document."""
@@ -109,6 +141,7 @@ class ClearingService:
             "chain_id": self.d.domain.chain_id,
             "settlement": to_checksum_address(self.d.domain.verifying_contract),
             "eip712": {"name": self.d.domain.name, "version": self.d.domain.version},
+            "receipt_signer": to_checksum_address(self.d.signer.address),
         }
 
     def current_auction(self) -> dict[str, Any]:
@@ -118,17 +151,32 @@ class ClearingService:
     # --- intake -----------------------------------------------------------------
 
     def _require_open(self, auction_id: int, now: int) -> None:
+        """Refuse writes after T by the service clock, or once the book is known frozen.
+
+        The store refuses writes to a frozen auction atomically in the batch (DESIGN 2, the
+        freeze fence); this check only saves a chain read and a batch slot.
+        """
         self.check_auction(auction_id)
         if not self.d.calendar.is_open(auction_id, now):
             raise AuctionClosedError(f"bidding for auction {auction_id} closed at {auction_id}")
+        if auction_id in self._frozen:
+            raise AuctionClosedError(f"the book of auction {auction_id} is frozen")
+
+    async def _commit(self, op: PutBid | CancelBid) -> Acknowledged:
+        """Submit ``op`` to the group committer; a frozen auction's refusal is remembered."""
+        try:
+            ack: Acknowledged = await self.d.committer.submit(op, self._acknowledge)
+        except AuctionFrozenError:
+            self._frozen.add(op.auction_id)
+            raise
+        return ack
 
     def _require_controller(self, redemption_id: int, controller: bytes) -> None:
         try:
             info = self.d.redemptions.redemption(redemption_id)
-        except ChainReadError:
-            raise
-        except Exception as e:  # any other reader failure is a retryable chain read
-            raise ChainReadError(f"cannot read redemption {redemption_id}") from e
+        except Exception as e:  # any reader failure is a retryable chain read
+            # the upstream text may name the RPC URL (with its API key): never repeat it
+            raise ChainReadError(f"cannot read redemption {redemption_id} from the chain") from e
         if info is None or info.controller != controller:
             raise NotControllerError(
                 f"{to_checksum_address(controller)} is not the controller of redemption "
@@ -172,13 +220,25 @@ class ClearingService:
         if admit is not None:
             admit(envelope.controller)
         if self.d.redemptions.blocking:
-            await asyncio.to_thread(
-                self._require_controller, envelope.redemption_id, envelope.controller
-            )
+            try:
+                await asyncio.wait_for(
+                    asyncio.to_thread(
+                        self._require_controller, envelope.redemption_id, envelope.controller
+                    ),
+                    self.d.chain_read_timeout,
+                )
+            except TimeoutError:
+                raise ChainReadError(
+                    f"the controller of redemption {envelope.redemption_id} could not be read "
+                    f"within {self.d.chain_read_timeout:g} s"
+                ) from None
         else:
             self._require_controller(envelope.redemption_id, envelope.controller)
+        # A slow chain read may have outlived the window: check the clock again. Past this
+        # point the store's freeze fence decides, atomically, inside the write batch.
+        self._require_open(auction_id, self.d.clock())
         # the receipt is signed on the committer's thread, after the commit
-        return await self.d.committer.submit(
+        return await self._commit(
             PutBid(
                 auction_id,
                 envelope.redemption_id,
@@ -187,8 +247,7 @@ class ClearingService:
                 envelope.ciphertext_hash,
                 envelope.signature,
                 now,
-            ),
-            self._acknowledge,
+            )
         )
 
     async def cancel(
@@ -208,33 +267,58 @@ class ClearingService:
         self._require_signer(digest, signature, controller, "CancelBid")
         if admit is not None:
             admit(controller)
-        return await self.d.committer.submit(
-            CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now),
-            self._acknowledge,
+        return await self._commit(
+            CancelBid(auction_id, redemption_id, controller, ciphertext_hash, signature, now)
         )
 
     def _acknowledge(self, result: Result) -> Acknowledged:
-        """A committed write's signed receipt, status and outcome."""
-        outcome = result.outcome.value if isinstance(result, PutResult) else "cancelled"
-        return Acknowledged(self.receipt(result.bid), result.bid.status.value, outcome)
+        """A committed write's signed receipt (kind 1 for a cancel), status and outcome."""
+        if isinstance(result, CancelResult):
+            return Acknowledged(self.cancel_receipt(result.bid), "cancelled", "cancelled")
+        assert isinstance(result, PutResult)
+        return Acknowledged(self.receipt(result.bid), result.bid.status.value, result.outcome.value)
 
     def receipt(self, bid: StoredBid) -> dict[str, Any]:
-        """The signed DESIGN 4 receipt of a stored bid."""
-        signed = Receipt(
-            bid.auction_id,
-            bid.redemption_id,
-            bid.controller,
-            bid.ciphertext_hash,
-            bid.sequence,
-            bid.received_at,
-        ).signed_by(self.d.signer)
+        """The signed kind-0 receipt of a stored envelope (DESIGN 4)."""
+        return self._receipt_body(
+            Receipt(
+                bid.auction_id,
+                bid.redemption_id,
+                bid.controller,
+                bid.ciphertext_hash,
+                bid.sequence,
+                bid.received_at,
+                ReceiptKind.BID,
+            )
+        )
+
+    def cancel_receipt(self, bid: StoredBid) -> dict[str, Any]:
+        """The signed kind-1 receipt of a cancel: the cancelled envelope's hash, the cancel's
+        own sequence and time."""
+        if bid.cancel_sequence is None or bid.cancelled_at is None:
+            raise ValueError("not a cancelled envelope")
+        return self._receipt_body(
+            Receipt(
+                bid.auction_id,
+                bid.redemption_id,
+                bid.controller,
+                bid.ciphertext_hash,
+                bid.cancel_sequence,
+                bid.cancelled_at,
+                ReceiptKind.CANCEL,
+            )
+        )
+
+    def _receipt_body(self, receipt: Receipt) -> dict[str, Any]:
+        signed = receipt.signed_by(self.d.signer)
         return {
-            "auction_id": bid.auction_id,
-            "redemption_id": str(bid.redemption_id),
-            "controller": to_checksum_address(bid.controller),
-            "ciphertext_hash": to_hex(bid.ciphertext_hash),
-            "sequence": bid.sequence,
-            "received_at": bid.received_at,
+            "auction_id": receipt.auction_id,
+            "redemption_id": str(receipt.redemption_id),
+            "controller": to_checksum_address(receipt.controller),
+            "ciphertext_hash": to_hex(receipt.ciphertext_hash),
+            "sequence": receipt.sequence,
+            "received_at": receipt.received_at,
+            "kind": int(receipt.kind),
             "service_signature": to_hex(signed.service_signature),
         }
 
@@ -243,12 +327,13 @@ class ClearingService:
     def bid_status(self, auction_id: int, redemption_id: int) -> dict[str, Any]:
         """The pair's latest envelope receipt and, once cleared, its outcome."""
         self.check_auction(auction_id)
-        history = self.d.store.history(auction_id, redemption_id)
-        if not history:
+        latest = self.d.store.latest(auction_id, redemption_id)
+        if latest is None:
             raise NotFoundError(f"no bid for redemption {redemption_id} in auction {auction_id}")
-        latest = next((b for b in history if b.status.value == "live"), history[-1])
         out: dict[str, Any] = {"receipt": self.receipt(latest), "status": latest.status.value}
-        if latest.status.value == "live":
+        if latest.status is BidStatus.CANCELLED:
+            out["cancel_receipt"] = self.cancel_receipt(latest)
+        if latest.status is BidStatus.LIVE:
             outcomes = self._published_outcomes(auction_id)
             if outcomes is not None:
                 out["outcome"] = outcomes.get(str(redemption_id))
@@ -260,30 +345,72 @@ class ClearingService:
             result = self.d.store.get_artifact(auction_id, RESULT)
             if result is None:
                 return None
-            outcomes = self._outcomes[auction_id] = orjson.loads(result).get("outcomes", {})
+            outcomes = orjson.loads(result).get("outcomes", {})
+            if self._settled(auction_id):  # final: a re-clear can no longer replace it
+                self._outcomes[auction_id] = outcomes
         return outcomes
 
-    def book(self, auction_id: int) -> bytes:
-        """After close, as JSON: every live envelope, the bid-book root and its OZ tree dump.
+    def _settled(self, auction_id: int) -> bool:
+        return self.d.store.get_artifact(auction_id, SETTLEMENT) is not None
 
-        Once the keeper has frozen the book, that frozen document's bytes are served as is.
+    def book(self, auction_id: int) -> bytes:
+        """After close: every live envelope with its signed receipt, the root and its tree.
+
+        Once the keeper has frozen the book, the published form (with receipts) is built once
+        from the frozen document and stored, and its bytes are served as they are.
         """
-        self.check_auction(auction_id)
-        if self.d.clock() < auction_id:
-            raise AuctionNotClosedError("the book is published after the auction closes")
+        self._require_closed(auction_id)
+        published = self.d.store.get_artifact(auction_id, PUBLISHED_BOOK)
+        if published is not None:
+            return published
         frozen = self.d.store.get_artifact(auction_id, BOOK)
         if frozen is not None:
-            return frozen
+            body = orjson.dumps(signed_book(orjson.loads(frozen), self.d.signer))
+            self.d.store.put_artifact(auction_id, PUBLISHED_BOOK, body)
+            return body
         bids = self.d.store.live_bids(auction_id)
         envelopes = [
             Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
             for b in bids
         ]
-        return orjson.dumps(
-            book_document(
-                auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
-            )
+        book = book_document(
+            auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
         )
+        return orjson.dumps({**signed_book(book, self.d.signer), "frozen": False})
+
+    def history(self, auction_id: int) -> bytes:
+        """After close: every superseded and cancelled envelope with its receipts (rev 2)."""
+        self._require_closed(auction_id)
+        cached = self.d.store.get_artifact(auction_id, HISTORY)
+        if cached is not None:
+            return cached
+        frozen = self._is_frozen(auction_id)
+        entries = []
+        for b in self.d.store.retired_bids(auction_id):
+            cancel = None
+            if b.status is BidStatus.CANCELLED:
+                assert b.cancel_sequence is not None and b.cancelled_at is not None
+                assert b.cancel_signature is not None
+                cancel = (b.cancel_sequence, b.cancelled_at, b.cancel_signature)
+            entries.append(
+                history_entry(
+                    Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature),
+                    sequence=b.sequence,
+                    received_at=b.received_at,
+                    status=b.status.value,
+                    cancel=cancel,
+                    signer=self.d.signer,
+                )
+            )
+        body = orjson.dumps(history_document(auction_id, entries, self.d.signer))
+        if frozen:  # nothing can change any more: build it once
+            self.d.store.put_artifact(auction_id, HISTORY, body)
+        return body
+
+    def _require_closed(self, auction_id: int) -> None:
+        self.check_auction(auction_id)
+        if self.d.clock() < auction_id and not self._is_frozen(auction_id):
+            raise AuctionNotClosedError("the book is published after the auction closes")
 
     def artifact(self, auction_id: int, name: str) -> bytes:
         """A published artifact, or the problem that says why it is not there yet."""
@@ -301,9 +428,13 @@ class ClearingService:
         """The allocation leaf of ``redemption_id`` and its proof."""
         cached = self._trees.get(auction_id)
         if cached is None:
-            tree = StandardMerkleTree.load(orjson.loads(self.artifact(auction_id, ALLOCATION_TREE)))
+            dump = orjson.loads(self.artifact(auction_id, ALLOCATION_TREE))
+            if dump is None:  # no winners (a re-clear replaced an abandoned tree)
+                raise NotFoundError(f"auction {auction_id} has no allocations")
+            tree = StandardMerkleTree.load(dump)
             cached = (tree, {v[1]: i for i, v in enumerate(tree.values)})
-            self._trees[auction_id] = cached
+            if self._settled(auction_id):  # final: a re-clear can no longer replace it
+                self._trees[auction_id] = cached
         tree, by_redemption = cached
         i = by_redemption.get(redemption_id)
         if i is not None:

@@ -37,6 +37,12 @@ class ServiceSettings(BaseSettings):
     commit_max_wait: float = Field(default=0.001, description="longest linger of a batch (s)")
     commit_quiet: float = Field(default=0.0005, description="stop lingering after this (s)")
     rpc_url: str | None = None  # chain RPC used to check each bid's controller
+    chain_read_timeout: float = Field(
+        default=3.0, gt=0, description="seconds a bid waits for its controller lookup"
+    )
+    controller_cache_ttl: float = Field(
+        default=300.0, ge=0, description="seconds a looked-up request controller is remembered"
+    )
     vault: str = "0x0000000000000000000000000000000000000000"
     host: str = "127.0.0.1"
     port: int = 8000

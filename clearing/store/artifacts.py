@@ -9,7 +9,9 @@ import orjson
 from clearing.store.base import BidStore
 
 PUBLIC_KEY = "public_key"  # raw 32 bytes, read by the service
-BOOK = "book"
+BOOK = "book"  # the frozen book, written by the keeper at the freeze
+PUBLISHED_BOOK = "book.published"  # the frozen book with signed receipts, served at /book
+HISTORY = "book.history"  # superseded and cancelled envelopes, built once after the freeze
 RESULT = "result"
 ALLOCATION_TREE = "allocation_tree"
 SETTLEMENT = "settlement"
@@ -30,8 +32,10 @@ def get_json(store: BidStore, auction_id: int, name: str) -> Any:
 __all__ = [
     "ALLOCATION_TREE",
     "BOOK",
+    "HISTORY",
     "KEY",
     "PUBLIC_KEY",
+    "PUBLISHED_BOOK",
     "RESULT",
     "SETTLEMENT",
     "get_json",

@@ -24,6 +24,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 
+from clearing.api.keys import create_key
 from clearing.api.problems import KNOWN_CODES
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
@@ -83,6 +84,7 @@ def _seed_store() -> None:
 
 
 _seed_store()
+create_key(_DATA / "master.key", "master secret")  # never created implicitly
 APP = build_app(_SETTINGS, _REDEMPTIONS, clock=Clock(AUCTION - 3600))
 schema = schemathesis.openapi.from_dict(APP.openapi())
 CASES: dict[str, int] = {}

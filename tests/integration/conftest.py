@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
+from clearing.api.keys import create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.calendar import REDEMPTION_WINDOW
@@ -93,6 +94,7 @@ def service(request, tmp_path) -> Iterator[Service]:
         client_burst=1000,
         commit_max_wait=0.001,
     )
+    create_key(tmp_path / "master.key", "master secret")  # never created implicitly
     clock = Clock(AUCTION - 3600)
     store = open_store(url)
     app = build_app(settings, redemptions, store=store, clock=clock)

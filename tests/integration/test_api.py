@@ -81,13 +81,14 @@ def test_bid_replace_identical_cancel_with_verified_receipts(service: Service):
     stale = _problem(lambda: c.cancel(AUCTION, 100, first.envelope.ciphertext_hash))
     assert stale.code == "stale_cancel" and stale.status == 409
     cancelled = c.cancel(AUCTION, 100, second.envelope.ciphertext_hash)
-    assert cancelled.sequence == 2
+    assert cancelled.sequence == 3 and cancelled.kind == 1  # rev 2: its own sequence
+    assert cancelled.ciphertext_hash == second.envelope.ciphertext_hash
     assert c.status(AUCTION, 100)["status"] == "cancelled"
     assert _problem(lambda: c.cancel(AUCTION, 100, second.envelope.ciphertext_hash)).code == (
         "not_found"
     )
     # a fresh bid after the cancel takes the next sequence
-    assert c.bid(100, E18, 30).receipt.sequence == 3
+    assert c.bid(100, E18, 30).receipt.sequence == 4
 
 
 def _post(service: Service, auction_id: int, body: dict, **kw) -> httpx.Response:

@@ -13,6 +13,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 
+from clearing.api.keys import create_key
 from clearing.api.problems import KNOWN_CODES
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
@@ -33,6 +34,7 @@ _SETTINGS = ServiceSettings(
     client_rate=0,
     controller_rate=0,
 )
+create_key(_DATA / "master.key", "master secret")  # never created implicitly
 APP = build_app(_SETTINGS, _REDEMPTIONS, clock=Clock(AUCTION - 3600))
 schema = schemathesis.openapi.from_dict(APP.openapi())
 EXAMPLES = int(os.environ.get("QEV_SCHEMATHESIS_EXAMPLES", "25"))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from clearing.eip712 import Eip712Domain, sealed_bid_struct_hash
 from clearing.hexcodec import to_checksum_address
 from clearing.model import Bid, Envelope, cancel_digest
-from clearing.receipts import Receipt
+from clearing.receipts import Receipt, ReceiptKind
 from clearing.signing import SECP256K1_N, Signer, recover_address
 from qev.errors import (
     BadKeyError,
@@ -121,20 +121,36 @@ addresses = st.binary(min_size=20, max_size=20)
 hashes = st.binary(min_size=32, max_size=32)
 
 
-@given(u64, u256, addresses, hashes, u64, u64)
-def test_receipt_digest_is_keccak_of_eth_abi_encoding(auction, rid, controller, ct_hash, seq, at):
+@given(u64, u256, addresses, hashes, u64, u64, st.sampled_from(list(ReceiptKind)))
+def test_receipt_digest_is_keccak_of_eth_abi_encoding(
+    auction, rid, controller, ct_hash, seq, at, kind
+):
     expected = keccak(
         eth_abi.encode(
-            ["uint64", "uint256", "address", "bytes32", "uint64", "uint64"],
-            [auction, rid, controller, ct_hash, seq, at],
+            ["uint64", "uint256", "address", "bytes32", "uint64", "uint64", "uint8"],
+            [auction, rid, controller, ct_hash, seq, at, int(kind)],
         )
     )
-    assert Receipt(auction, rid, controller, ct_hash, seq, at).digest() == expected
+    assert Receipt(auction, rid, controller, ct_hash, seq, at, kind).digest() == expected
+
+
+def test_cancel_receipt_is_not_a_bid_receipt(alice):
+    """Rev 2: the same fields with kind 1 sign a different digest (item 5 of the review)."""
+    bid = Receipt(7, 8, alice.address, b"\x22" * 32, 9, 10).signed_by(alice)
+    cancel = Receipt(7, 8, alice.address, b"\x22" * 32, 9, 10, ReceiptKind.CANCEL).signed_by(alice)
+    assert bid.digest() != cancel.digest()
+    assert bid.service_signature != cancel.service_signature
+    relabelled = Receipt(
+        7, 8, alice.address, b"\x22" * 32, 9, 10, ReceiptKind.CANCEL, bid.service_signature
+    )
+    assert relabelled.signer_address() != alice.address
 
 
 def test_tampered_receipt_does_not_recover_the_service(alice):
     receipt = Receipt(7, 8, alice.address, b"\x22" * 32, 9, 10).signed_by(alice)
-    forged = Receipt(7, 8, alice.address, b"\x22" * 32, 10, 10, receipt.service_signature)
+    forged = Receipt(
+        7, 8, alice.address, b"\x22" * 32, 10, 10, service_signature=receipt.service_signature
+    )
     assert forged.signer_address() != alice.address
 
 
