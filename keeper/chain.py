@@ -87,6 +87,47 @@ class Chain:
             raise ChainReadError(f"get_block failed: {e}") from e
         return int(block["number"]), int(block["timestamp"])
 
+    def block_info(self, number: int) -> tuple[int, bytes, int]:
+        """(number, hash, timestamp) of block ``number``."""
+        try:
+            block = self.w3.eth.get_block(number)
+        except Exception as e:
+            raise ChainReadError(f"get_block({number}) failed: {e}") from e
+        return int(block["number"]), bytes(block["hash"]), int(block["timestamp"])
+
+    def transaction_sender(self, tx_hash: str) -> str:
+        """The ``from`` address of a mined transaction."""
+        try:
+            return str(self.w3.eth.get_transaction(tx_hash)["from"])
+        except Exception as e:
+            raise ChainReadError(f"get_transaction failed: {e}") from e
+
+    def simulate(self, fn: Any, sender: str | None, block: int) -> bytes:
+        """``eth_call`` of a contract call from ``sender`` at ``block``.
+
+        Raises ``SimulationRevertError`` (decoded with the contract's ABI) if it reverts.
+        """
+        from keeper.errors import classify
+
+        params: dict[str, Any] = {"to": fn.address, "data": fn._encode_transaction_data()}
+        if sender is not None:
+            params["from"] = sender
+        try:
+            return bytes(self.w3.eth.call(params, block))
+        except Exception as e:
+            raise classify(e, fn.contract_abi) from e
+
+    def chain_id(self) -> int:
+        """The node's chain id."""
+        try:
+            return int(self.w3.eth.chain_id)
+        except Exception as e:
+            raise ChainReadError(f"eth_chainId failed: {e}") from e
+
+    def receipt_signer(self, block: int | str = "latest") -> bytes:
+        """The settlement contract's registered receipt signer (zero address if none)."""
+        return _addr(self._call(self.settlement.functions.receiptSigner(), block))
+
     def genesis(self) -> int:
         """The vault's immutable genesis timestamp."""
         return int(self._call(self.vault.functions.genesisTimestamp()))

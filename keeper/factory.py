@@ -8,7 +8,7 @@ from pathlib import Path
 from eth_account import Account
 from web3 import Web3
 
-from clearing.api.keys import load_or_create_key
+from clearing.api.keys import read_key
 from clearing.calendar import AuctionCalendar
 from clearing.eip712 import Eip712Domain
 from clearing.engine import Mode
@@ -51,7 +51,7 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
         parse_address(settings.settlement),
     )
     config = KeeperConfig(
-        master_secret=load_or_create_key(settings.master_secret_file),
+        master_secret=read_key(settings.master_secret_file, "master secret"),
         domain=domain,
         mode=Mode(settings.mode),
         min_fill=settings.min_fill,

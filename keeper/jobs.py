@@ -8,11 +8,12 @@ any point and restarted finishes the same auction with no second settlement.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from clearing.documents import book_document, envelopes_of, result_document
+from clearing.documents import Provenance, book_document, envelopes_of, result_document
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
 from clearing.hashing import keccak256
@@ -25,20 +26,34 @@ from clearing.store import artifacts as art
 from clearing.store.base import BidStore
 from clearing.validation import AuctionContext
 from keeper.chain import Chain, serviceable_shares
-from qev.errors import QevError
+from keeper.errors import FatalError, SimulationRevertError
 
 BPS = 10_000
+# Reverts of settleAuction that mean "the chain no longer allows this result" (DESIGN 7,
+# rev 2): the result is abandoned and re-cleared at a later snapshot instead of retried.
+ABANDON_ERRORS = {
+    keccak256(b"PayoutExceedsValue(uint256,uint256)")[:4]: "PayoutExceedsValue",
+    keccak256(b"InsufficientBalance()")[:4]: "InsufficientBalance",
+}
+MAX_RECLEARS = 3  # per close call; a later tick tries again
 
 
 class Sender(Protocol):
     """Sends one contract call through the transaction pipeline and waits for it."""
 
+    @property
+    def address(self) -> str:
+        """The lane's account."""
+
     def send(self, fn: Any, *, label: str) -> Any:
         """Simulate, estimate, sign, send, confirm; returns an object with ``tx_hash``."""
 
+    def simulate(self, fn: Any, *, block: int | str) -> bytes:
+        """``eth_call`` from the lane's account at ``block`` (raises on a revert)."""
 
-class KeeperStateError(QevError):
-    """The chain or store disagrees with what the keeper published (never auto-fixed)."""
+
+class KeeperStateError(FatalError):
+    """The chain or store disagrees with what the keeper must do (fatal: never auto-fixed)."""
 
     code = "keeper_state"
 
@@ -47,13 +62,17 @@ class KeeperStateError(QevError):
 class KeeperConfig:
     """What the keeper needs besides chain, store and senders (from the settings)."""
 
-    master_secret: bytes
+    master_secret: bytes = field(repr=False)
     domain: Eip712Domain
     mode: Mode = Mode.PAY_AS_BID
     min_fill: int = 10**18
     liquidity_bps: int = BPS  # share of the free liquidity packaged for each auction
     claim_batch: int = 64
     workers: int = 0  # 0 = all CPUs for opening the book
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.liquidity_bps <= BPS:
+            raise ValueError(f"liquidity_bps must be in 0..{BPS}, got {self.liquidity_bps}")
 
 
 @dataclass
@@ -80,13 +99,33 @@ class Keeper:
         config: KeeperConfig,
         *,
         log: Callable[[str], None] = lambda _: None,
+        service_clock: Callable[[], int] = lambda: int(time.time()),
     ) -> None:
+        """``service_clock`` is the intake service's clock (DESIGN 2: the book is frozen only
+        once both the chain and the service have reached T)."""
         self.chain, self.store, self.urgent, self.housekeeping = chain, store, urgent, housekeeping
-        self.cfg, self.log = config, log
+        self.cfg, self.log, self.service_clock = config, log, service_clock
 
     def secret(self, auction_id: int) -> bytes:
         """The auction's X25519 private key (derived, never stored in plain form)."""
         return derive_auction_secret(self.cfg.master_secret, auction_id)
+
+    def checked_secret(self, auction_id: int) -> bytes:
+        """The auction key, checked against the on-chain commitment (DESIGN 3 and 7, rev 2).
+
+        A keeper with another master secret would open no bid and settle an empty auction
+        irreversibly; it stops here instead, before anything is frozen or sent.
+        """
+        secret = self.secret(auction_id)
+        state = self.chain.key_state(auction_id)
+        if not state.committed:
+            raise KeeperStateError(f"auction {auction_id} has no key committed on-chain")
+        if state.public_key != public_key_of(secret) or state.commitment != keccak256(secret):
+            raise KeeperStateError(
+                f"the master secret does not give the key committed on-chain for auction "
+                f"{auction_id} (wrong master secret file?); nothing was sent"
+            )
+        return secret
 
     # --- window open --------------------------------------------------------------
 
@@ -114,22 +153,36 @@ class Keeper:
         _, now = self.chain.latest_block()
         if now < auction_id:
             raise KeeperStateError(f"auction {auction_id} is still open on chain (now {now})")
-        result = self._cleared(auction_id, report)
-        self._settle(auction_id, result, report)
+        secret = self.checked_secret(auction_id)
+        book = self._frozen_book(auction_id, report)
+        self._check_book_root(auction_id, book)
+        result = self._cleared(auction_id, book, secret, report)
+        self._settle(auction_id, book, secret, result, report)
         self._push_claims(auction_id, report)
         self._service_queue(report)
-        self._reveal(auction_id, report)
+        self._reveal(auction_id, secret, report)
         return report
 
     def _step(self, report: CloseReport, name: str, done: bool) -> None:
         (report.done if done else report.skipped).append(name)
 
     def _frozen_book(self, auction_id: int, report: CloseReport) -> dict[str, Any]:
+        """Freeze intake in the store (the fence), then write the frozen book document."""
         book = art.get_json(self.store, auction_id, art.BOOK)
         if book is not None:
             self._step(report, "freeze", False)
             return dict(book)
+        service_now = self.service_clock()
+        if service_now < auction_id:
+            raise KeeperStateError(
+                f"auction {auction_id}: the service clock ({service_now}) has not reached T; "
+                "not freezing yet"
+            )
+        freeze = self.store.freeze(auction_id, service_now)
         bids = self.store.live_bids(auction_id)
+        late = [b.sequence for b in bids if b.sequence > freeze.last_sequence]
+        if late:  # the fence makes this impossible; never publish a book it would break
+            raise KeeperStateError(f"auction {auction_id}: writes after the freeze: {late[:5]}")
         envelopes = [
             Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
             for b in bids
@@ -142,24 +195,56 @@ class Keeper:
         self.log(f"auction {auction_id}: book frozen, {len(envelopes)} live envelopes")
         return book
 
-    def _cleared(self, auction_id: int, report: CloseReport) -> dict[str, Any]:
+    def _check_book_root(self, auction_id: int, book: dict[str, Any]) -> None:
+        """A book whose root differs from one already on-chain is fatal (nothing is sent)."""
+        if not self.chain.is_settled(auction_id):
+            return
+        onchain = to_hex(self.chain.settled(auction_id).bid_book_root)
+        if onchain != (book["bid_book_root"] or ZERO_ROOT):
+            raise KeeperStateError(
+                f"auction {auction_id}: the frozen book's root {book['bid_book_root']} differs "
+                f"from the root settled on-chain {onchain}"
+            )
+
+    def _cleared(
+        self, auction_id: int, book: dict[str, Any], secret: bytes, report: CloseReport
+    ) -> dict[str, Any]:
         existing = art.get_json(self.store, auction_id, art.RESULT)
         if existing is not None:
             self._step(report, "clear", False)
             return dict(existing)
-        book = self._frozen_book(auction_id, report)
-        envelopes = envelopes_of(book)
         snapshot = self.chain.first_block_at_or_after(auction_id)  # deterministic, re-derivable
         if snapshot is None:
             raise KeeperStateError(f"no block at or after {auction_id} yet")
-        block, timestamp = snapshot
+        doc = self._clear_at(auction_id, book, secret, snapshot[0], [])
+        if self.chain.is_settled(auction_id):
+            onchain = self.chain.settled(auction_id)
+            if to_hex(onchain.allocation_root) != (doc["allocation_root"] or ZERO_ROOT):
+                raise KeeperStateError(
+                    f"auction {auction_id} is settled with roots this book does not give"
+                )
+        self._step(report, "clear", True)
+        return doc
+
+    def _clear_at(
+        self,
+        auction_id: int,
+        book: dict[str, Any],
+        secret: bytes,
+        block: int,
+        abandoned: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Open, validate and clear the book at ``block``; persist the tree and the result."""
+        envelopes = envelopes_of(book)
+        number, block_hash, timestamp = self.chain.block_info(block)
         requests = self.chain.snapshot_requests(
             auction_id, sorted({e.redemption_id for e in envelopes}), block
         )
-        ctx = AuctionContext(auction_id, self.cfg.domain, self.secret(auction_id))
+        ctx = AuctionContext(auction_id, self.cfg.domain, secret)
         valid, excluded = validate_book_parallel(envelopes, ctx, requests, self.cfg.workers)
         price = self.chain.share_price(block)
-        liquidity = self.chain.free_liquidity(block) * self.cfg.liquidity_bps // BPS
+        free = self.chain.free_liquidity(block)
+        liquidity = free * self.cfg.liquidity_bps // BPS
         fee_bps = self.chain.admin_fee_bps(block)
         params = ClearingParams(price, liquidity, self.cfg.mode, self.cfg.min_fill, fee_bps)
         result = clear(auction_id, valid, params)
@@ -168,84 +253,145 @@ class Keeper:
             if result.winners
             else None
         )
+        provenance = Provenance(
+            chain_id=self.cfg.domain.chain_id,
+            vault=from_hex(self.chain.vault.address, 20),
+            settlement=from_hex(self.chain.settlement.address, 20),
+            genesis=self.chain.genesis(),
+            snapshot_block=number,
+            snapshot_block_hash=block_hash,
+            snapshot_timestamp=timestamp,
+            free_liquidity=free,
+            liquidity_bps=self.cfg.liquidity_bps,
+        )
         doc = result_document(
             result,
             excluded,
-            snapshot_block=block,
-            snapshot_timestamp=timestamp,
+            provenance=provenance,
             bid_book_root=book["bid_book_root"],
             allocation_root=to_hex(tree.root) if tree else None,
             requests=requests,
+            abandoned=abandoned,
         )
-        if self.chain.is_settled(auction_id):
-            onchain = self.chain.settled(auction_id)
-            roots = (to_hex(onchain.allocation_root), to_hex(onchain.bid_book_root))
-            zero = "0x" + "00" * 32
-            if roots != (doc["allocation_root"] or zero, doc["bid_book_root"] or zero):
-                raise KeeperStateError(
-                    f"auction {auction_id} is settled with roots this book does not give"
-                )
         if tree is not None:
             art.put_json(self.store, auction_id, art.ALLOCATION_TREE, tree.dump())
+        elif self.store.get_artifact(auction_id, art.ALLOCATION_TREE) is not None:
+            art.put_json(self.store, auction_id, art.ALLOCATION_TREE, None)  # an abandoned tree
         art.put_json(self.store, auction_id, art.RESULT, doc)  # last: marks the step done
-        self._step(report, "clear", True)
         self.log(
-            f"auction {auction_id}: {len(valid)} valid, {len(excluded)} excluded, "
-            f"{result.winners} winners, payout {result.total_payout} of {liquidity}"
+            f"auction {auction_id}: snapshot block {number}: {len(valid)} valid, "
+            f"{len(excluded)} excluded, {result.winners} winners, "
+            f"payout {result.total_payout} of {liquidity}"
         )
         return doc
 
-    def _settle(self, auction_id: int, result: dict[str, Any], report: CloseReport) -> None:
-        zero = bytes(32)
-        alloc = from_hex(result["allocation_root"], 32) if result["allocation_root"] else zero
-        book = from_hex(result["bid_book_root"], 32) if result["bid_book_root"] else zero
+    def _settle(
+        self,
+        auction_id: int,
+        book: dict[str, Any],
+        secret: bytes,
+        result: dict[str, Any],
+        report: CloseReport,
+    ) -> None:
         if self.chain.is_settled(auction_id):
+            alloc, book_root = _roots(result)
             onchain = self.chain.settled(auction_id)
-            if (onchain.allocation_root, onchain.bid_book_root) != (alloc, book):
+            if (onchain.allocation_root, onchain.bid_book_root) != (alloc, book_root):
                 raise KeeperStateError(f"auction {auction_id} settled with other roots")
             if self.store.get_artifact(auction_id, art.SETTLEMENT) is None:
                 # killed between the receipt and the bookkeeping: rebuild it from the event
-                found = self.chain.settlement_tx(auction_id, int(result["snapshot_block"]))
+                found = self.chain.settlement_tx(auction_id, int(result["snapshot"]["block"]))
                 if found is not None:
-                    tx, block = found
-                    art.put_json(
-                        self.store,
-                        auction_id,
-                        art.RESULT,
-                        {**result, "settlement": {"tx": tx}},
-                    )
-                    art.put_json(
-                        self.store,
-                        auction_id,
-                        art.SETTLEMENT,
-                        {"status": "settled", "tx": tx, "block": block},
-                    )
+                    self._record_settlement(auction_id, result, *found)
             self._step(report, "settle", False)
-        else:
-            fn = self.chain.settlement.functions.settleAuction(
-                auction_id,
-                alloc,
-                book,
-                int(result["total_shares"]),
-                int(result["total_burnt"]),
-                int(result["total_payout"]),
-            )
+            return
+        for _ in range(MAX_RECLEARS + 1):
+            fn = self._settle_call(auction_id, result)
+            retry_block, _ = self.chain.latest_block()
+            try:
+                self.urgent.simulate(fn, block=retry_block)
+            except SimulationRevertError as e:
+                error = _abandon_reason(e)
+                if error is None:
+                    raise
+                result = self._abandon(
+                    auction_id,
+                    book=book,
+                    secret=secret,
+                    result=result,
+                    retry_block=retry_block,
+                    error=error,
+                )
+                continue
             receipt = self.urgent.send(fn, label=f"settleAuction({auction_id})")
             report.gas["settleAuction"] = int(getattr(receipt, "gas_used", 0))
-            result = {**result, "settlement": {"tx": _tx_hex(receipt)}}
-            art.put_json(self.store, auction_id, art.RESULT, result)
-            art.put_json(
-                self.store,
-                auction_id,
-                art.SETTLEMENT,
-                {"status": "settled", "tx": _tx_hex(receipt), "block": _block(receipt)},
-            )
+            self._record_settlement(auction_id, result, _tx_hex(receipt), _block(receipt))
             self._step(report, "settle", True)
             self.log(f"auction {auction_id}: settled")
+            return
+        raise KeeperStateError(
+            f"auction {auction_id}: {MAX_RECLEARS} re-clears in a row could not settle"
+        )
+
+    def _settle_call(self, auction_id: int, result: dict[str, Any]) -> Any:
+        alloc, book_root = _roots(result)
+        return self.chain.settlement.functions.settleAuction(
+            auction_id,
+            alloc,
+            book_root,
+            int(result["total_shares"]),
+            int(result["total_burnt"]),
+            int(result["total_payout"]),
+        )
+
+    def _abandon(
+        self,
+        auction_id: int,
+        *,
+        book: dict[str, Any],
+        secret: bytes,
+        result: dict[str, Any],
+        retry_block: int,
+        error: str,
+    ) -> dict[str, Any]:
+        """DESIGN 7 (rev 2): record a result the chain no longer allows, re-clear later.
+
+        A result cleared at the very block where its settle reverts cannot be fixed by
+        re-clearing (the same state gives the same result): that is fatal, not a retry.
+        """
+        if int(result["snapshot"]["block"]) >= retry_block:
+            raise KeeperStateError(
+                f"auction {auction_id}: the result cleared at block {retry_block} does not "
+                f"settle at that block ({error}); check the packaged liquidity"
+            )
+        record = {
+            "snapshot_block": int(result["snapshot"]["block"]),
+            "allocation_root": result["allocation_root"],
+            "retry_block": retry_block,
+            "error": error,
+        }
+        self.log(
+            f"auction {auction_id}: the result of block {record['snapshot_block']} can no "
+            f"longer settle ({error}); re-clearing at block {retry_block}"
+        )
+        return self._clear_at(
+            auction_id, book, secret, retry_block, [*result.get("abandoned", []), record]
+        )
+
+    def _record_settlement(
+        self, auction_id: int, result: dict[str, Any], tx: str | None, block: int | None
+    ) -> None:
+        art.put_json(self.store, auction_id, art.RESULT, {**result, "settlement_tx": tx})
+        art.put_json(
+            self.store,
+            auction_id,
+            art.SETTLEMENT,
+            {"status": "settled", "tx": tx, "block": block},
+        )
 
     def _push_claims(self, auction_id: int, report: CloseReport) -> None:
         dump = art.get_json(self.store, auction_id, art.ALLOCATION_TREE)
-        if dump is None:
+        if not dump:
             self._step(report, "claims", False)
             return
         tree = StandardMerkleTree.load(dump)
@@ -286,8 +432,7 @@ class Keeper:
         self._step(report, "service", True)
         self.log(f"serviced {shares} shares from the FIFO queue")
 
-    def _reveal(self, auction_id: int, report: CloseReport) -> None:
-        secret = self.secret(auction_id)
+    def _reveal(self, auction_id: int, secret: bytes, report: CloseReport) -> None:
         state = self.chain.key_state(auction_id)
         if not state.revealed:
             fn = self.chain.settlement.functions.revealAuctionKey(auction_id, secret)
@@ -329,6 +474,26 @@ class Keeper:
             if not self.chain.is_settled(t) or not self.chain.key_state(t).revealed:
                 out.append(t)
         return sorted(out)
+
+
+ZERO_ROOT = "0x" + "00" * 32
+
+
+def _roots(result: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(allocation root, bid-book root) of a result, zero where there is none."""
+    zero = bytes(32)
+    alloc = from_hex(result["allocation_root"], 32) if result["allocation_root"] else zero
+    book = from_hex(result["bid_book_root"], 32) if result["bid_book_root"] else zero
+    return alloc, book
+
+
+def _abandon_reason(error: SimulationRevertError) -> str | None:
+    """The revert's name if it means the chain no longer allows the result, else None."""
+    if error.error_name in ABANDON_ERRORS.values():
+        return error.reason
+    selector = bytes.fromhex((error.selector or "").removeprefix("0x") or "00")
+    name = ABANDON_ERRORS.get(selector)
+    return None if name is None else (error.reason if error.error_name else name)
 
 
 def _tx_hex(receipt: Any) -> str | None:

@@ -20,6 +20,10 @@ class RetryingSender:
         """The lane's account."""
         return self.tx.address
 
+    def simulate(self, fn: Any, *, block: int | str = "pending") -> bytes:
+        """``eth_call`` from the lane's account at ``block``; raises SimulationRevertError."""
+        return self.tx.simulate(fn, block=block)
+
     def send(self, fn: Any, *, label: str) -> TxReceiptInfo:
         """Simulate, estimate, sign, send, confirm; retry what a retry can fix."""
         return self.tx.send_with_retry(

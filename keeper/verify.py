@@ -1,8 +1,12 @@
 """``qev verify``: re-run an auction from public data only, as an outside auditor would.
 
-Inputs are the published documents (auction, book, key, result, allocation tree) from the
-service or a directory, and, when an RPC is given, the chain: the committed key, the
-settled roots and totals, and the request snapshot at the published block.
+Inputs are the published documents (auction, book, book history, key, result, allocation
+tree) from the service or a directory, and, when an RPC is given, the chain (DESIGN 7,
+rev 2): the chain id, vault, settlement contract, genesis and receipt signer; the committed
+key; the settled roots and totals; the snapshot block, which must be the first block at or
+after T (or the last ``abandoned`` record's retry block, each abandoned settle re-simulated
+to revert the same way); and every request, nonce, price and free liquidity read again there.
+Every SealedBid, CancelBid and receipt signature is checked.
 """
 
 from __future__ import annotations
@@ -11,19 +15,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clearing.documents import envelopes_of, requests_of
+from clearing.documents import entry_receipt, envelopes_of, requests_of
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
 from clearing.hashing import keccak256
-from clearing.hexcodec import from_hex, parse_address, to_hex
+from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
-from clearing.model import ALLOCATION_LEAF_TYPES, BID_BOOK_LEAF_TYPES
+from clearing.model import ALLOCATION_LEAF_TYPES, BID_BOOK_LEAF_TYPES, Envelope, cancel_digest
+from clearing.receipts import Receipt, ReceiptKind
 from clearing.sealing import public_key_of
+from clearing.signing import recover_address
 from clearing.validation import AuctionContext, validate_book
 from keeper.chain import Chain
-from qev.errors import InvalidTreeError
+from keeper.errors import SimulationRevertError
+from qev.errors import InvalidTreeError, QevError
 
-DOCUMENTS = ("auction", "book", "key", "result", "allocation-tree")
+DOCUMENT_FILES = {  # the published documents and their file names in a ``--out`` directory
+    "auction": "auction.json",
+    "book": "book.json",
+    "history": "history.json",
+    "key": "key.json",
+    "result": "result.json",
+    "allocation-tree": "allocation-tree.json",
+}
+DOCUMENTS = tuple(DOCUMENT_FILES)
+BPS = 10_000
 
 
 @dataclass
@@ -49,10 +65,15 @@ class VerifyReport:
 def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> VerifyReport:
     """Check the documents against each other, against a re-run, and against the chain."""
     auction, book, key, result = docs["auction"], docs["book"], docs["key"], docs["result"]
+    history = docs.get("history")
     t = int(auction["auction_id"])
     report = VerifyReport(t)
-    for name in ("book", "key", "result"):
-        report.expect(f"{name}.auction_id", int(docs[name]["auction_id"]), t)
+    for name in ("book", "key", "result", "history"):
+        if docs.get(name) is not None:
+            report.expect(f"{name}.auction_id", int(docs[name]["auction_id"]), t)
+    report.checks.append("book history published")
+    if history is None:
+        report.differences.append("book history published: missing")
 
     secret = from_hex(key["private_key"], 32)
     report.expect(
@@ -74,12 +95,28 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
         int(auction["chain_id"]),
         parse_address(auction["settlement"]),
     )
+    for name, value in (("chain_id", domain.chain_id), ("settlement", auction["settlement"])):
+        report.expect(f"result.{name} = auction.{name}", result.get(name), value)
+    _check_signatures(
+        report,
+        t,
+        domain=domain,
+        auction=auction,
+        book=book,
+        history=history,
+        envelopes=envelopes,
+    )
     requests = requests_of(result["requests"])
     valid, excluded = validate_book(envelopes, AuctionContext(t, domain, secret), requests)
     report.expect(
         "exclusions (redemption, reason)",
         sorted((int(e["redemption_id"]), e["reason"]) for e in result["excluded"]),
         sorted((e.redemption_id, e.reason.value) for e in excluded),
+    )
+    report.expect(
+        "result.liquidity = free_liquidity * liquidity_bps / 10000",
+        result["liquidity"],
+        str(int(result["free_liquidity"]) * int(result["liquidity_bps"]) // BPS),
     )
     params = ClearingParams(
         int(result["price"]),
@@ -134,8 +171,135 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
             book_root=book_root,
             allocation_root=allocation_root,
             requests=requests,
+            receipt_signer=auction.get("receipt_signer"),
+            reclear=lambda block: _reclear(
+                chain,
+                t,
+                domain=domain,
+                secret=secret,
+                envelopes=envelopes,
+                params=params,
+                result=result,
+                block=block,
+            ),
         )
     return report
+
+
+def _reclear(
+    chain: Chain,
+    t: int,
+    *,
+    domain: Eip712Domain,
+    secret: bytes,
+    envelopes: list[Envelope],
+    params: ClearingParams,
+    result: dict[str, Any],
+    block: int,
+) -> tuple[Any, str | None]:
+    """Clear the book again from the chain's state at ``block`` (an abandoned snapshot)."""
+    requests = chain.snapshot_requests(t, sorted({e.redemption_id for e in envelopes}), block)
+    valid, _ = validate_book(envelopes, AuctionContext(t, domain, secret), requests)
+    free = chain.free_liquidity(block)
+    cleared = clear(
+        t,
+        valid,
+        ClearingParams(
+            chain.share_price(block),
+            free * int(result["liquidity_bps"]) // BPS,
+            params.mode,
+            params.min_fill,
+            chain.admin_fee_bps(block),
+        ),
+    )
+    root = (
+        to_hex(StandardMerkleTree.of(cleared.leaf_values(), ALLOCATION_LEAF_TYPES).root)
+        if cleared.winners
+        else None
+    )
+    return cleared, root
+
+
+def _recovers(digest: bytes, signature: str | None) -> bytes | None:
+    """The signer of ``digest`` by ``signature``, or None if it does not recover."""
+    try:
+        return recover_address(digest, from_hex(signature or "0x"))
+    except QevError:
+        return None
+
+
+def _check_signatures(
+    report: VerifyReport,
+    t: int,
+    *,
+    domain: Eip712Domain,
+    auction: dict[str, Any],
+    book: dict[str, Any],
+    history: dict[str, Any] | None,
+    envelopes: list[Envelope],
+) -> None:
+    """Every SealedBid, CancelBid and receipt signature (DESIGN 4 and 7, rev 2)."""
+    signer = auction.get("receipt_signer")
+    report.expect(
+        "book.receipt_signer = auction.receipt_signer", book.get("receipt_signer"), signer
+    )
+    pinned = parse_address(signer) if signer else None
+    sequences: list[int] = []
+    for entry, env in zip(book["bids"], envelopes, strict=True):
+        rid = env.redemption_id
+        if _recovers(env.digest(domain), entry.get("signature")) != env.controller:
+            report.differences.append(
+                f"SealedBid signature of redemption {rid}: not the controller"
+            )
+        _check_receipt(report, entry_receipt(t, entry), pinned, f"receipt of redemption {rid}")
+        report.expect(f"receipt kind of redemption {rid}", entry.get("kind"), 0)
+        sequences.append(int(entry["sequence"]))
+    report.checks.append("every SealedBid signature in the book recovers to its controller")
+    if history is not None:
+        report.expect(
+            "history.receipt_signer = auction.receipt_signer", history.get("receipt_signer"), signer
+        )
+        for entry in history["envelopes"]:
+            env = envelopes_of({"auction_id": t, "bids": [entry]})[0]
+            rid, what = env.redemption_id, f"history envelope {entry['ciphertext_hash']}"
+            if _recovers(env.digest(domain), entry.get("signature")) != env.controller:
+                report.differences.append(f"{what}: SealedBid signature is not the controller's")
+            _check_receipt(report, entry_receipt(t, entry), pinned, f"receipt of {what}")
+            sequences.append(int(entry["sequence"]))
+            cancel = entry.get("cancel")
+            if entry.get("status") == "cancelled" and cancel is None:
+                report.differences.append(f"{what}: cancelled without a cancel record")
+            if cancel is None:
+                continue
+            digest = cancel_digest(domain, t, rid, env.ciphertext_hash)
+            if _recovers(digest, cancel.get("signature")) != env.controller:
+                report.differences.append(f"{what}: CancelBid signature is not the controller's")
+            receipt = Receipt(
+                t,
+                rid,
+                env.controller,
+                env.ciphertext_hash,
+                int(cancel["sequence"]),
+                int(cancel["received_at"]),
+                ReceiptKind(int(cancel["kind"])),
+                from_hex(cancel["service_signature"]),
+            )
+            report.expect(f"{what}: cancel receipt kind", cancel.get("kind"), 1)
+            _check_receipt(report, receipt, pinned, f"cancel receipt of {what}")
+            sequences.append(int(cancel["sequence"]))
+        report.checks.append("every history signature (SealedBid, CancelBid, receipts)")
+    report.checks.append("receipt sequences unique")
+    if len(set(sequences)) != len(sequences):
+        report.differences.append("receipt sequences unique: a sequence is used twice")
+
+
+def _check_receipt(report: VerifyReport, receipt: Receipt, pinned: bytes | None, what: str) -> None:
+    try:
+        recovered = receipt.signer_address()
+    except QevError:
+        recovered = None
+    if pinned is None or recovered != pinned:
+        report.differences.append(f"{what}: not signed by the receipt signer")
 
 
 def _check_chain(
@@ -148,8 +312,22 @@ def _check_chain(
     book_root: str | None,
     allocation_root: str | None,
     requests: dict[int, Any],
+    receipt_signer: str | None,
+    reclear: Any,
 ) -> None:
     zero = "0x" + "00" * 32
+    report.expect("chain id", result.get("chain_id"), chain.chain_id())
+    # web3 contract addresses are EIP-55 strings already
+    report.expect("vault", result.get("vault"), chain.vault.address)
+    onchain_vault = chain._call(chain.settlement.functions.vault())
+    report.expect("the settlement contract's vault", chain.vault.address, onchain_vault)
+    report.expect("settlement contract", result.get("settlement"), chain.settlement.address)
+    report.expect("genesis (the vault's)", result.get("genesis"), chain.genesis())
+    report.expect(
+        "receipt signer (on-chain receiptSigner())",
+        receipt_signer,
+        to_checksum_address(chain.receipt_signer()),
+    )
     key = chain.key_state(t)
     report.expect("on-chain key commitment", to_hex(key.commitment), to_hex(keccak256(secret)))
     report.expect("on-chain public key", to_hex(key.public_key), to_hex(public_key_of(secret)))
@@ -160,15 +338,82 @@ def _check_chain(
     report.expect("on-chain bid-book root", to_hex(settled.bid_book_root), book_root or zero)
     for name in ("total_shares", "total_burnt", "total_payout"):
         report.expect(f"on-chain {name}", str(getattr(settled, name)), result[name])
-    block = int(result["snapshot_block"])
-    snapshot = chain.snapshot_requests(t, sorted(requests), block)
-    report.expect("request snapshot at the published block", requests, snapshot)
+    snapshot = result["snapshot"]
+    block = int(snapshot["block"])
+    _check_snapshot_block(report, chain, t, result, reclear)
+    _, block_hash, timestamp = chain.block_info(block)
+    report.expect("snapshot block hash", snapshot["block_hash"], to_hex(block_hash))
+    report.expect("snapshot block timestamp", snapshot["timestamp"], timestamp)
+    onchain = chain.snapshot_requests(t, sorted(requests), block)
+    report.expect("request snapshot at the published block", requests, onchain)
     report.expect(
         "share price at the snapshot block", result["price"], str(chain.share_price(block))
     )
-    report.checks.append("liquidity <= free liquidity at the snapshot block")
-    if int(result["liquidity"]) > chain.free_liquidity(block):
-        report.differences.append("liquidity exceeds the vault's free liquidity at the snapshot")
+    report.expect(
+        "free liquidity at the snapshot block",
+        result["free_liquidity"],
+        str(chain.free_liquidity(block)),
+    )
+    report.expect(
+        "admin fee at the snapshot block", result["admin_fee_bps"], chain.admin_fee_bps(block)
+    )
+
+
+def _check_snapshot_block(
+    report: VerifyReport, chain: Chain, t: int, result: dict[str, Any], reclear: Any
+) -> None:
+    """The snapshot is the first block >= T, or the retry block of the last abandoned try.
+
+    Each ``abandoned`` record must start where the previous one retried, and its settle,
+    re-simulated at its retry block from the keeper's account, must revert.
+    """
+    first = chain.first_block_at_or_after(t)
+    expected = None if first is None else first[0]
+    abandoned = result.get("abandoned") or []
+    for i, record in enumerate(abandoned):
+        report.expect(f"abandoned[{i}].snapshot_block", record["snapshot_block"], expected)
+        error = _resimulate_abandoned(chain, t, result, record, reclear)
+        report.checks.append(f"abandoned[{i}] re-simulated at block {record['retry_block']}")
+        if error is None:
+            report.differences.append(
+                f"abandoned[{i}]: settling its result at block {record['retry_block']} "
+                "does not revert"
+            )
+        expected = int(record["retry_block"])
+    report.expect(
+        "snapshot block (first block >= T, or the last retry)",
+        result["snapshot"]["block"],
+        expected,
+    )
+
+
+def _resimulate_abandoned(
+    chain: Chain, t: int, result: dict[str, Any], record: dict[str, Any], reclear: Any
+) -> str | None:
+    """The revert of the abandoned settle at its retry block, or None if it would succeed.
+
+    Only the abandoned result's root is published: its totals are re-derived by clearing the
+    same book at the abandoned snapshot block (``reclear(block)``), whose root must match.
+    """
+    cleared, root = reclear(int(record["snapshot_block"]))
+    if root != record.get("allocation_root"):
+        return None
+    tx = result.get("settlement_tx")
+    sender = chain.transaction_sender(tx) if tx else None
+    zero = bytes(32)
+    fn = chain.settlement.functions.settleAuction(
+        t,
+        from_hex(root, 32) if root else zero,
+        from_hex(result["bid_book_root"], 32) if result.get("bid_book_root") else zero,
+        cleared.total_shares,
+        cleared.total_burnt,
+        cleared.total_payout,
+    )
+    try:
+        chain.simulate(fn, sender, int(record["retry_block"]))
+    except SimulationRevertError as e:
+        return e.reason
+    return None
 
 
 def fetch_documents(get: Callable[[str], Any], auction_id: int) -> dict[str, Any]:
@@ -177,10 +422,11 @@ def fetch_documents(get: Callable[[str], Any], auction_id: int) -> dict[str, Any
     return {
         "auction": get(base),
         "book": get(f"{base}/book"),
+        "history": get(f"{base}/book/history"),
         "key": get(f"{base}/key"),
         "result": get(f"{base}/result"),
         "allocation-tree": get(f"{base}/allocation-tree"),
     }
 
 
-__all__ = ["DOCUMENTS", "VerifyReport", "fetch_documents", "verify_documents"]
+__all__ = ["DOCUMENTS", "DOCUMENT_FILES", "VerifyReport", "fetch_documents", "verify_documents"]

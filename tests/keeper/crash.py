@@ -25,6 +25,9 @@ class CrashAfterSend:
     def address(self) -> str:
         return str(self.inner.address)
 
+    def simulate(self, fn: Any, *, block: int | str) -> bytes:
+        return bytes(self.inner.simulate(fn, block=block))
+
     def send(self, fn: Any, *, label: str) -> Any:
         receipt = self.inner.send(fn, label=label)
         if label.startswith(self.prefix) and not self.fired:
@@ -74,9 +77,10 @@ CRASHES: dict[str, tuple[Callable[[Keeper], None], list[str]]] = {
 
 
 def skipped_on_restart(redo: list[str]) -> list[str]:
-    """What the restarted keeper reports as already done."""
+    """What the restarted keeper reports as already done (the freeze is always looked at
+    first: the key and the book are checked before any later step)."""
     steps = ["clear", "settle", "claims", "service", "reveal"]
-    return ["freeze"] if "clear" in redo else [s for s in steps if s not in redo]
+    return ["freeze", *(s for s in steps if s not in redo)]
 
 
 __all__ = [

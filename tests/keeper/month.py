@@ -35,10 +35,12 @@ from keeper.chain import Chain
 from keeper.deploy import Deployment, deploy_stack, transact
 from keeper.jobs import Keeper, KeeperConfig
 from keeper.senders import make_sender
+from keeper.verify import DOCUMENT_FILES
 
 E18 = 10**18
 W = REDEMPTION_WINDOW
 BPS = 10_000
+SERVICE_KEY = hashlib.sha256(b"qev-keeper-test:service").digest()  # registered receiptSigner
 FEE_BPS = 100  # admin fee: 1% of the burnt shares, minted as sUSDai to FEE_RECIPIENT
 LIQUIDITY_BPS = 6_000  # the auction gets 60% of the free liquidity, FIFO the rest
 N_HOLDERS = 14
@@ -120,6 +122,7 @@ class Month:
             house or make_sender(self.w3, self.house_account, poll_interval=0.01, deadline=60),
             self.config(),
             log=log,
+            service_clock=lambda: chain.latest_block()[1],  # the service runs on chain time
         )
 
     def open_store(self, path: Path) -> BidStore:
@@ -185,6 +188,7 @@ def build_month(
         [urgent.address, house.address],
         admin_fee_bps=FEE_BPS,
         fee_recipient=fee_recipient,
+        receipt_signer=to_checksum_address(Signer(SERVICE_KEY).address),
     )
     chain = Chain(w3, dep.vault, dep.settlement)
     genesis = chain.genesis()
@@ -294,7 +298,16 @@ def build_month(
     plan[rids[7]] = Planned(rids[7], holders[7].address, sizes[7], 450, "signer_not_controller")
     bid(8, sizes[8] * 3, 1_500)  # more than pending: clipped to the request
     garbage = hashlib.sha256(b"garbage").digest() * 13  # a plausible length, not HPKE
-    put(Envelope(auction_id, rids[9], holders[9].address, garbage, b"\x01" * 65))
+    unsigned = Envelope(auction_id, rids[9], holders[9].address, garbage, b"")
+    put(
+        Envelope(
+            auction_id,
+            rids[9],
+            holders[9].address,
+            garbage,
+            holders[9].sign_digest(unsigned.digest(domain)),  # intake checks this signature
+        )
+    )
     plan[rids[9]] = Planned(rids[9], holders[9].address, 0, 0, "undecryptable")
     bid(10, sizes[10] - 12_345, 120)
     bid(11, sizes[11], 2_000)
@@ -565,6 +578,7 @@ def published_documents(month: Month, store: BidStore, tmp: Path) -> dict[str, A
     from keeper.redemptions import Web3Redemptions
     from keeper.verify import fetch_documents
 
+    (tmp / "service.key").write_text(SERVICE_KEY.hex())
     settings = ServiceSettings(
         store_url=f"sqlite:///{tmp / 'unused.db'}",
         chain_id=month.domain.chain_id,
@@ -588,15 +602,6 @@ def published_documents(month: Month, store: BidStore, tmp: Path) -> dict[str, A
         docs = fetch_documents(get, month.auction_id)
     assert docs["auction"]["status"] == "revealed"
     return docs
-
-
-DOCUMENT_FILES = {
-    "auction": "auction.json",
-    "book": "book.json",
-    "key": "key.json",
-    "result": "result.json",
-    "allocation-tree": "allocation-tree.json",
-}
 
 
 def write_documents(folder: Path, docs: dict[str, Any]) -> Path:

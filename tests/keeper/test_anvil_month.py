@@ -217,14 +217,14 @@ def test_reorg_after_settlement_converges(anvil: AnvilEnv) -> None:
     store = anvil.store()  # the restarted keeper's
     report = m.keeper(store).close_auction(m.auction_id)
     assert report.done == ["settle", "claims", "service", "reveal"]
-    assert report.skipped == ["clear"]  # the persisted result is settled again, as is
+    assert report.skipped == ["freeze", "clear"]  # the persisted result is settled again
     result, state = check_closed(m, store)
     assert state == ref["state"]
     assert result["allocation_root"] == ref["result"]["allocation_root"]
     assert result["bid_book_root"] == ref["result"]["bid_book_root"]
     (again,) = m.settled_events()  # one settlement on the canonical chain
     assert artifact(store, m.auction_id, SETTLEMENT)["tx"] == to_hex(again["transactionHash"])
-    assert artifact(store, m.auction_id, RESULT)["settlement"]["tx"] == to_hex(
+    assert artifact(store, m.auction_id, RESULT)["settlement_tx"] == to_hex(
         again["transactionHash"]
     )
 
@@ -276,13 +276,14 @@ def test_qev_serve_workers_read_controllers_from_the_chain(anvil: AnvilEnv, tmp_
     """``qev serve --workers 2`` on anvil: bids are checked against the vault's requests."""
     import httpx
 
-    from clearing.api.keys import load_or_create_key
+    from clearing.api.keys import create_key, load_or_create_key
     from clearing.signing import Signer
     from qev.sdk import BidderClient, ServiceProblemError
 
     a, m = anvil.a, anvil.month
     port = _free_port()
     keys = tmp_path / "keys"
+    create_key(keys / "master.key", "master secret")  # the service never creates it
     env = {
         **os.environ,
         "QEV_RPC_URL": a.url,

@@ -54,7 +54,7 @@ def test_full_close_balances_to_the_wei(env: Env, reference: dict[str, Any]) -> 
     assert all(g > 21_000 for g in report.gas.values())
     settlement = artifact(store, m.auction_id, SETTLEMENT)
     assert settlement["status"] == "settled"
-    assert settlement["tx"] == result["settlement"]["tx"]
+    assert settlement["tx"] == result["settlement_tx"]
     receipt = m.w3.eth.get_transaction_receipt(settlement["tx"])
     assert (receipt["status"], receipt["blockNumber"]) == (1, settlement["block"])
     # the close is deterministic: same roots and state as the reference run
@@ -64,7 +64,7 @@ def test_full_close_balances_to_the_wei(env: Env, reference: dict[str, Any]) -> 
     # a second close (the same or a restarted keeper) changes nothing
     again = m.keeper(env.store()).close_auction(m.auction_id)
     assert again.done == []
-    assert again.skipped == ["clear", "settle", "claims", "service", "reveal"]
+    assert again.skipped == ["freeze", "clear", "settle", "claims", "service", "reveal"]
     assert fingerprint(m) == state
 
 
@@ -91,7 +91,7 @@ def test_killed_and_restarted_converges(env: Env, reference: dict[str, Any], cra
     assert report.skipped == skipped_on_restart(redo)
     result, state = check_closed(m, env.store())
     assert state == reference["state"]
-    for name in ("allocation_root", "bid_book_root", "total_payout", "snapshot_block"):
+    for name in ("allocation_root", "bid_book_root", "total_payout", "snapshot"):
         assert result[name] == reference["result"][name]
     # and once more: nothing left to do
     assert m.keeper(env.store()).close_auction(m.auction_id).done == []
@@ -113,7 +113,7 @@ def test_settlement_record_repaired_after_restart(env: Env) -> None:
         "tx": tx,
         "block": event["blockNumber"],
     }
-    assert artifact(store, m.auction_id, RESULT)["settlement"] == {"tx": tx}
+    assert artifact(store, m.auction_id, RESULT)["settlement_tx"] == tx
 
 
 def test_reveal_tx_mined_then_killed_still_publishes_the_key(env: Env) -> None:
@@ -164,7 +164,7 @@ def test_store_lost_after_settlement_rederives_the_result_and_finishes(
     assert len(m.settled_events()) == 1
     again = artifact(restored, m.auction_id, RESULT)
     assert again["allocation_root"] == published["allocation_root"]
-    assert again["settlement"]["tx"] is not None  # the record is rebuilt from the event
+    assert again["settlement_tx"] is not None  # the record is rebuilt from the event
     assert check_closed(m, restored)[1] == reference["state"]
 
 
@@ -189,13 +189,13 @@ def test_store_lost_after_settlement_rederives_the_same_result_at_the_same_snaps
     published = _crash_after_settle(env)
     restored = _restore_from_backup(env, tmp_path)
     keeper = m.keeper(restored)
-    pinned = (published["snapshot_block"], published["snapshot_timestamp"])
+    pinned = (published["snapshot"]["block"], published["snapshot"]["timestamp"])
     keeper.chain.latest_block = lambda: pinned  # type: ignore[method-assign]
     report = keeper.close_auction(m.auction_id)
     assert report.done == ["freeze", "clear", "claims", "service", "reveal"]
     assert report.skipped == ["settle"]
     again = artifact(restored, m.auction_id, RESULT)
-    assert {**again, "settlement": None} == {**published, "settlement": None}
+    assert {**again, "settlement_tx": None} == {**published, "settlement_tx": None}
     assert artifact(restored, m.auction_id, TREE) == artifact(env.store(), m.auction_id, TREE)
     assert check_closed(m, restored)[1] == reference["state"]
 

@@ -102,13 +102,14 @@ def test_book_with_a_ciphertext_changed(published: Published) -> None:
     ct[40] ^= 0x01
     bid["ciphertext"] = "0x" + ct.hex()
     got = differences(verify_documents(docs))
-    assert got[:3] == [
+    assert got[:4] == [
         "book root (rebuilt from envelopes)",
         "result.bid_book_root",
+        f"SealedBid signature of redemption {rid}",  # it signs the ciphertext's hash
         "exclusions (redemption, reason)",  # the changed envelope no longer opens
     ]
     report = verify_documents(docs)
-    assert f"({int(rid)}, 'undecryptable')" in report.differences[2]
+    assert f"({int(rid)}, 'undecryptable')" in report.differences[3]
 
 
 def test_book_consistently_rebuilt_still_differs_from_the_result_and_the_chain(
@@ -258,3 +259,104 @@ def test_cli_verify_dir(
     docs["key"]["private_key"] = "0x" + "11" * 32
     assert main(["verify", "--dir", str(write_documents(tmp_path / "key", docs))]) == 1
     assert "DIFFERENT  public key = X25519(revealed key)" in capsys.readouterr().out
+
+
+# --- rev 2: the snapshot is tied to the chain, every signature is checked ----------------
+
+
+def test_snapshot_one_block_later(published: Published) -> None:
+    """Finding 3: a later snapshot (where an on-chain cancel already counts) is refused."""
+    m = published.month
+    docs = published.tampered()
+    snap = docs["result"]["snapshot"]
+    later = snap["block"] + 1
+    _, block_hash, timestamp = m.chain.block_info(later)
+    docs["result"]["snapshot"] = {
+        "block": later,
+        "block_hash": to_hex(block_hash),
+        "timestamp": timestamp,
+    }
+    got = differences(verify_documents(docs, m.chain))
+    assert "snapshot block (first block >= T, or the last retry)" in got
+    assert "snapshot block hash" not in got  # the forger kept block and hash consistent
+
+
+def test_snapshot_block_hash_forged(published: Published) -> None:
+    docs = published.tampered()
+    docs["result"]["snapshot"]["block_hash"] = "0x" + "12" * 32
+    assert differences(verify_documents(docs, published.month.chain)) == ["snapshot block hash"]
+
+
+def test_envelope_dropped_is_caught_on_chain_even_with_receipts_intact(
+    published: Published,
+) -> None:
+    docs = published.tampered()
+    dropped = docs["book"]["bids"].pop(0)
+    got = differences(verify_documents(docs, published.month.chain))
+    assert "book root (rebuilt from envelopes)" in got
+    assert "on-chain bid-book root" in got
+    assert not any(dropped["ciphertext_hash"] in d for d in got)
+
+
+def test_receipt_signed_by_another_key(published: Published) -> None:
+    from clearing.documents import entry_receipt
+    from clearing.signing import Signer
+    from tests.conftest import make_key
+
+    docs = published.tampered()
+    entry = docs["book"]["bids"][3]
+    forged = entry_receipt(published.month.auction_id, entry).signed_by(
+        Signer(make_key("not-the-service"))
+    )
+    entry["service_signature"] = to_hex(forged.service_signature)
+    rid = entry["redemption_id"]
+    assert differences(verify_documents(docs)) == [f"receipt of redemption {rid}"]
+
+
+def test_receipt_signer_not_the_one_on_chain(published: Published) -> None:
+    """A service that publishes its own signer everywhere is caught by receiptSigner()."""
+    from clearing.documents import signed_book
+    from clearing.hexcodec import to_checksum_address
+    from clearing.signing import Signer
+    from tests.conftest import make_key
+
+    docs = published.tampered()
+    other = Signer(make_key("rogue-service"))
+    docs["book"] = signed_book({**docs["book"], "bids": docs["book"]["bids"]}, other)
+    docs["auction"]["receipt_signer"] = to_checksum_address(other.address)
+    docs["history"]["receipt_signer"] = docs["auction"]["receipt_signer"]
+    for e in docs["history"]["envelopes"]:  # re-signed, so only the chain can tell
+        from clearing.documents import entry_receipt
+
+        e["service_signature"] = to_hex(
+            entry_receipt(published.month.auction_id, e).signed_by(other).service_signature
+        )
+        if e["cancel"] is not None:
+            e["cancel"]["service_signature"] = "0x" + "00" * 65
+    got = differences(verify_documents(docs, published.month.chain))
+    assert "receipt signer (on-chain receiptSigner())" in got
+    assert not any(d.startswith("receipt of redemption") for d in got)
+
+
+def test_zeroed_sealed_bid_signature(published: Published) -> None:
+    """Finding 3: the book's SealedBid signatures are checked (zeroed ones passed before)."""
+    docs = published.tampered()
+    entry = docs["book"]["bids"][2]
+    entry["signature"] = "0x" + "00" * 65
+    rid = entry["redemption_id"]
+    got = differences(verify_documents(docs))
+    assert got == [f"SealedBid signature of redemption {rid}"]
+
+
+def test_history_is_checked(published: Published) -> None:
+    docs = published.tampered()
+    history = docs["history"]["envelopes"]
+    kinds = {e["status"] for e in history}
+    assert kinds == {"superseded", "cancelled"}  # the month has both
+    cancelled = next(e for e in history if e["status"] == "cancelled")
+    cancelled["cancel"]["signature"] = "0x" + "00" * 65
+    got = differences(verify_documents(docs))
+    assert got == [f"history envelope {cancelled['ciphertext_hash']}"]
+    docs = published.tampered()
+    docs["history"] = None
+    assert differences(verify_documents(docs)) == ["book history published"]
