@@ -41,7 +41,9 @@ def serve_app() -> FastAPI:
     settings = ServiceSettings()
     if not settings.rpc_url:
         raise SystemExit(_NO_RPC)
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
+    w3 = Web3(
+        Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": settings.chain_read_timeout})
+    )
     chain = Chain(
         w3, Web3.to_checksum_address(settings.vault), Web3.to_checksum_address(settings.settlement)
     )
@@ -125,6 +127,22 @@ def _cmd_bid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    """Create a secret explicitly (services and the keeper never create one)."""
+    from pathlib import Path
+
+    from clearing.api.keys import KeyFileError, create_key
+
+    what = {"master-secret": "master secret", "service-key": "receipt signing key"}[args.action]
+    try:
+        create_key(Path(args.file), what)
+    except KeyFileError as e:
+        print(f"qev keys: {e}", file=sys.stderr)
+        return 2
+    print(f"created {what} in {args.file} (mode 0600); it is never printed")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -175,7 +193,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from keeper.verify import fetch_documents, verify_documents
+    from keeper.verify import DOCUMENT_FILES, fetch_documents, verify_documents
 
     chain = None
     if args.rpc:
@@ -189,16 +207,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         )
     if args.dir:
         folder = Path(args.dir)
-        names = {
-            "auction": "auction.json",
-            "book": "book.json",
-            "key": "key.json",
-            "result": "result.json",
-            "allocation-tree": "allocation-tree.json",
-        }
         docs = {
             k: json.loads((folder / f).read_text()) if (folder / f).exists() else None
-            for k, f in names.items()
+            for k, f in DOCUMENT_FILES.items()
         }
     else:
         if args.service is None or args.auction is None:
@@ -249,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["pay_as_bid", "uniform"], default="pay_as_bid")
     p.add_argument("--out", default=None, help="write the published artifacts to this directory")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "keys",
+        help="create a secret explicitly: the keeper's master secret or the receipt key",
+    )
+    p.add_argument("action", choices=["master-secret", "service-key"])
+    p.add_argument("--file", required=True, help="where to write it (refuses to overwrite)")
+    p.set_defaults(func=_cmd_keys)
 
     p = sub.add_parser("keeper", help="the keeper: `run` (cron loop) or `close --auction T`")
     p.add_argument("action", choices=["run", "close"])

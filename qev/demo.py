@@ -26,26 +26,31 @@ from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import Wei
 
+from clearing.api.keys import load_or_create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.calendar import REDEMPTION_WINDOW
 from clearing.eip712 import Eip712Domain
 from clearing.engine import Mode
 from clearing.hexcodec import parse_address, to_checksum_address
-from clearing.model import Bid, Envelope, SignedBid
+from clearing.model import PLAINTEXT_LENGTH, Bid, Envelope, SignedBid
 from clearing.sealing import bid_info, seal
 from clearing.signing import Signer
 from clearing.store import open_store
 from keeper.chain import Chain
 from keeper.deploy import deploy_stack, transact
-from keeper.jobs import Keeper, KeeperConfig
+from keeper.jobs import Keeper, KeeperConfig, KeeperStateError
 from keeper.redemptions import Web3Redemptions
 from keeper.senders import make_sender
-from keeper.verify import fetch_documents, verify_documents
+from keeper.verify import DOCUMENT_FILES, fetch_documents, verify_documents
 from qev.sdk import BidderClient, ServiceProblemError
 
 E18 = 10**18
 W = REDEMPTION_WINDOW
+# The service's clock runs this far behind the chain, as a real server's may: a request
+# made on-chain just after T can still get a bid in, and rule 0 excludes it (not_matured).
+SERVICE_LAG = 120
+MIN_FILL = 25 * E18  # the operator's smallest partial fill (sUSDai)
 
 
 class LockedTesterProvider(EthereumTesterProvider):
@@ -108,8 +113,15 @@ def run_demo(
     keys = tester.backend.account_keys
     urgent_acct = Account.from_key(keys[1].to_bytes())
     house_acct = Account.from_key(keys[2].to_bytes())
+    tmp = Path(tempfile.mkdtemp(prefix="qev-demo-"))
+    service_address = Signer(load_or_create_key(tmp / "service.key")).address
     dep = deploy_stack(
-        w3, admin, [urgent_acct.address, house_acct.address], admin_fee_bps=100, fee_recipient=admin
+        w3,
+        admin,
+        [urgent_acct.address, house_acct.address],
+        admin_fee_bps=100,
+        fee_recipient=admin,
+        receipt_signer=to_checksum_address(service_address),
     )
     chain = Chain(w3, dep.vault, dep.settlement)
     genesis = chain.genesis()
@@ -148,7 +160,6 @@ def run_demo(
     )
 
     # --- keeper opens the auction; the service takes sealed bids ------------------------
-    tmp = Path(tempfile.mkdtemp(prefix="qev-demo-"))
     store_url = f"sqlite:///{tmp / 'qev.db'}"
     keeper_store = open_store(store_url)
     master = _key("keeper-master-secret")
@@ -170,20 +181,25 @@ def run_demo(
         w3.eth.chain_id,
         parse_address(dep.settlement),
     )
+
+    def chain_clock() -> int:
+        return int(w3.eth.get_block("latest")["timestamp"])
+
+    def service_clock() -> int:
+        return chain_clock() - SERVICE_LAG
+
     keeper = Keeper(
         chain,
         keeper_store,
         urgent,
         house,
-        KeeperConfig(master, domain, Mode(mode), liquidity_bps=6_000, workers=2),
+        KeeperConfig(master, domain, Mode(mode), min_fill=MIN_FILL, liquidity_bps=6_000, workers=2),
         log=say,
+        service_clock=service_clock,
     )
     keeper.open_auction(auction_id)
 
-    def chain_clock() -> int:
-        return int(w3.eth.get_block("latest")["timestamp"])
-
-    app = build_app(settings, Web3Redemptions(chain), clock=chain_clock)
+    app = build_app(settings, Web3Redemptions(chain), clock=service_clock)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -191,16 +207,16 @@ def run_demo(
     while not server.started:
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    service_address = Signer(bytes.fromhex((tmp / "service.key").read_text().strip())).address
     say(
-        f"service on {url} (SQLite {tmp / 'qev.db'}), "
-        f"receipts signed by {to_checksum_address(service_address)}"
+        f"service on {url} (SQLite {tmp / 'qev.db'}), receipts signed by "
+        f"{to_checksum_address(service_address)} (registered on-chain as receiptSigner)"
     )
 
     clients: list[BidderClient] = []
     counts = {"sent": 0, "replaced": 0, "cancelled": 0, "refused": 0, "invalid_inside": 0}
     try:
-        clients = [BidderClient(url, s, service_address=service_address) for s in signers]
+        # every holder pins the receipt signer and the auction key from the chain
+        clients = [BidderClient(url, s, chain=chain) for s in signers]
         auction = clients[0].auction()
         live: dict[int, Envelope] = {}
         for i, (c, rid) in enumerate(zip(clients, rids, strict=True)):
@@ -255,16 +271,78 @@ def run_demo(
         stale_sender = make_sender(w3, Account.from_key(_key("holder-4")))
         stale_sender.send(fn, label="incrementNonce")
         counts["invalid_inside"] += 1
+        pk = bytes.fromhex(auction["public_key"][2:])
+        info = bid_info(domain.chain_id, domain.verifying_contract, auction_id)
+
+        def sealed(i: int, rid: int, plaintext: bytes) -> Envelope:
+            """Holder i's signed envelope for ``rid`` around any plaintext (not via the SDK)."""
+            ct = seal(plaintext, pk, info)
+            env = Envelope(auction_id, rid, signers[i].address, ct, b"")
+            return Envelope(
+                auction_id, rid, signers[i].address, ct, signers[i].sign_digest(env.digest(domain))
+            )
+
+        def signed_bid(i: int, bid: Bid) -> bytes:
+            return SignedBid(bid, signers[i].sign_digest(bid.digest(domain))).encode()
+
+        # inside the seal, found only at close: a ciphertext that is not HPKE at all, a
+        # plaintext that is not the ABI encoding, and an inner bid for another request
+        garbage = hashlib.sha256(b"not hpke").digest() * 12
+        env = Envelope(auction_id, rids[5], signers[5].address, garbage, b"")
+        clients[5].submit_envelope(
+            Envelope(
+                auction_id,
+                rids[5],
+                signers[5].address,
+                garbage,
+                signers[5].sign_digest(env.digest(domain)),
+            )
+        )
+        clients[6].submit_envelope(sealed(6, rids[6], b"\x01" * PLAINTEXT_LENGTH))
+        clients[8].submit_envelope(
+            sealed(8, rids[8], signed_bid(8, Bid(auction_id, rids[9], sizes[8], 700, 0)))
+        )
+        counts["invalid_inside"] += 3
+        # full discount (basisPoint 10000: the whole request burnt, nothing paid) and a bid
+        # for twice the request's shares (clipped to its pending shares)
+        clients[10].bid(rids[10], sizes[10], 10_000)
+        clients[11].bid(rids[11], 2 * sizes[11], 2_500)
+        # the head of the queue is serviced before T: its holder's bid has nothing pending
+        head = rids[0]
+        transact(w3, vault.functions.serviceRedemptions(sizes[0]), admin)
+        assert chain.request(head).pending_shares == 0
+        counts["invalid_inside"] += 1
         say(
             f"bids: {counts['sent']} sealed and sent, {counts['replaced']} replaced, "
             f"{counts['cancelled']} cancelled, {counts['refused']} refused at intake, "
             f"{counts['invalid_inside']} invalid inside the seal (found only at close)"
         )
 
-        # --- close: time moves to T, the keeper does the month-end --------------------------
-        tester.time_travel(auction_id + 60)
+        # --- close: time moves to T; the service's clock is still 2 minutes behind ----------
+        tester.time_travel(
+            auction_id
+        )  # mines a block at T-1: the next one, at T, is the first >= T
+        late = signers[-1]
+        late_receipt = transact(
+            w3,
+            vault.functions.requestRedeem(E18 * 50, to_checksum_address(late.address), admin),
+            admin,
+        )
+        late_rid = int(late_receipt["logs"][-1]["topics"][3].hex(), 16)
+        clients[-1].bid(late_rid, 50 * E18, 900)  # accepted: the service says T-120
+        counts["invalid_inside"] += 1
+        say(
+            f"request {late_rid} made on-chain at T (in the snapshot block) got a bid in while the "
+            "service's clock still said T-120: matures after T, so rule 0 excludes it"
+        )
+        try:
+            keeper.close_auction(auction_id)
+        except KeeperStateError as e:  # the keeper waits for the service's clock too
+            say(f"keeper: {e}")
+        tester.time_travel(auction_id + SERVICE_LAG + 60)
         tester.mine_blocks(1)
-        say("time moved past T: bidding closed")
+        say("both clocks past T: bidding closed")
+        keeper.cfg.liquidity_bps = _packaging(keeper, auction_id, say)
         report = keeper.close_auction(auction_id)
         say(f"keeper close: done {report.done}, skipped {report.skipped}")
         again = keeper.close_auction(auction_id)  # idempotent: a restarted keeper changes nothing
@@ -309,6 +387,49 @@ def run_demo(
     return DemoResult(auction_id, summary, verification.ok, out_dir)
 
 
+def _packaging(keeper: Keeper, auction_id: int, say: Progress) -> int:
+    """Basis points of the free liquidity to package so the marginal bid shows its rule.
+
+    The demo looks at the bids the way the keeper will (it holds the master secret) and picks
+    the share of the free liquidity that puts a large bid at the margin with some room:
+    pay-as-bid, room under ``min_fill`` (excluded ``below_min_fill``); uniform, room for
+    about half of it (a partially filled marginal winner at the clearing rate).
+    """
+    from clearing.engine import payout_of, rank_bids
+    from clearing.validation import AuctionContext, validate_book
+
+    chain = keeper.chain
+    found = chain.first_block_at_or_after(auction_id)
+    assert found is not None
+    block = found[0]
+    bids = keeper.store.live_bids(auction_id)
+    envelopes = [
+        Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature) for b in bids
+    ]
+    requests = chain.snapshot_requests(auction_id, [e.redemption_id for e in envelopes], block)
+    ctx = AuctionContext(auction_id, keeper.cfg.domain, keeper.secret(auction_id))
+    ranked = rank_bids(validate_book(envelopes, ctx, requests)[0])
+    price, free = chain.share_price(block), chain.free_liquidity(block)
+    uniform = keeper.cfg.mode is Mode.UNIFORM
+
+    def margin(k: int) -> int:
+        """The liquidity that puts bid k at the margin with the room described above."""
+        rate = ranked[k].basis_point if uniform else None
+        before = sum(payout_of(b.size, rate or b.basis_point, price) for b in ranked[:k])
+        room = ranked[k].size // 2 if uniform else MIN_FILL // 2
+        return before + payout_of(room, ranked[k].basis_point, price)
+
+    big = [k for k in range(1, len(ranked)) if ranked[k].size >= 4 * MIN_FILL]
+    fits = [k for k in big if margin(k) <= free * 9 // 10]
+    k = fits[-1] if fits else big[0]
+    bps = min(margin(k) * 10_000 // free, 10_000)
+    say(
+        f"packaging {bps / 100:.2f}% of the free liquidity: bid #{k + 1} "
+        f"(redemption {ranked[k].redemption_id}) is at the margin"
+    )
+    return bps
+
+
 def _summary(
     docs: dict[str, Any],
     *,
@@ -342,6 +463,11 @@ def _summary(
             for e in result["excluded"]
         },
         "winners": result["winners"],
+        "unfilled": {
+            r: sum(1 for o in result["outcomes"].values() if o["reason"] == r)
+            for r in sorted({o["reason"] for o in result["outcomes"].values() if o["reason"]})
+        },
+        "partial": sum(1 for o in result["outcomes"].values() if o["status"] == "partial"),
         "clearing_rate_bps": result["clearing_rate"],
         "liquidity": int(result["liquidity"]),
         "shares_filled": int(result["total_shares"]),
@@ -360,13 +486,9 @@ def _summary(
 
 def _write(out_dir: Path, docs: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = {
-        "auction": "auction.json",
-        "book": "book.json",
-        "result": "result.json",
-        "key": "key.json",
-    }
-    for key, name in names.items():
+    for key, name in DOCUMENT_FILES.items():
+        if key == "allocation-tree":
+            continue
         (out_dir / name).write_bytes(orjson.dumps(docs[key], option=orjson.OPT_INDENT_2))
     if docs["allocation-tree"] is not None:
         (out_dir / "allocation-tree.json").write_bytes(

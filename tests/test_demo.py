@@ -17,10 +17,24 @@ def test_demo_month_verifies_and_writes_artifacts(tmp_path):
     assert s["usdai_paid"] == s["claimed_on_chain"] > 0  # every winner was paid, to the wei
     assert s["usdai_paid"] + s["leftover_liquidity"] == s["liquidity"]
     assert s["self_checked_claims"] == 3
+    # every rule-0 reason an honest intake can let through, and the marginal bid's rule
+    assert set(s["excluded"]) == {
+        "undecryptable",
+        "malformed_plaintext",
+        "envelope_mismatch",
+        "signer_not_controller",
+        "basis_point_out_of_range",
+        "zero_shares",
+        "stale_nonce",
+        "not_matured",
+        "no_pending_shares",
+    }
+    assert s["unfilled"]["below_min_fill"] == 1 and s["partial"] == 0
     names = {p.name for p in tmp_path.iterdir()}
     assert names == {
         "auction.json",
         "book.json",
+        "history.json",
         "result.json",
         "key.json",
         "allocation-tree.json",
@@ -33,3 +47,11 @@ def test_demo_month_verifies_and_writes_artifacts(tmp_path):
     assert "0x" + alloc.root.hex() == s["allocation_root"]
     # the same directory verifies offline through the CLI
     assert main(["verify", "--dir", str(tmp_path)]) == 0
+
+
+def test_demo_uniform_has_a_partially_filled_marginal_winner():
+    result = run_demo(holders=24, mode="uniform", quiet=True)
+    assert result.verified
+    s = result.summary
+    assert s["partial"] == 1 and "below_min_fill" not in s["unfilled"]
+    assert s["usdai_paid"] == s["claimed_on_chain"] > 0

@@ -40,3 +40,17 @@ def test_racing_processes_all_get_the_one_key(tmp_path: Path) -> None:
             assert p.exitcode == 0
         assert keys == {bytes.fromhex(path.read_text())}
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"race-{i}.key" for i in range(5)]
+
+
+def test_qev_keys_creates_a_master_secret_once(tmp_path, capsys):
+    from qev.cli import main
+
+    path = tmp_path / "keeper" / "master.key"
+    assert main(["keys", "master-secret", "--file", str(path)]) == 0
+    secret = path.read_text().strip()
+    assert len(bytes.fromhex(secret)) == 32 and path.stat().st_mode & 0o777 == 0o600
+    out = capsys.readouterr()
+    assert secret not in out.out + out.err
+    assert main(["keys", "master-secret", "--file", str(path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert path.read_text().strip() == secret
