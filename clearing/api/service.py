@@ -280,36 +280,27 @@ class ClearingService:
 
     def receipt(self, bid: StoredBid) -> dict[str, Any]:
         """The signed kind-0 receipt of a stored envelope (DESIGN 4)."""
-        return self._receipt_body(
-            Receipt(
-                bid.auction_id,
-                bid.redemption_id,
-                bid.controller,
-                bid.ciphertext_hash,
-                bid.sequence,
-                bid.received_at,
-                ReceiptKind.BID,
-            )
-        )
+        return self._receipt_body(bid, ReceiptKind.BID, bid.sequence, bid.received_at)
 
     def cancel_receipt(self, bid: StoredBid) -> dict[str, Any]:
         """The signed kind-1 receipt of a cancel: the cancelled envelope's hash, the cancel's
         own sequence and time."""
         if bid.cancel_sequence is None or bid.cancelled_at is None:
             raise ValueError("not a cancelled envelope")
-        return self._receipt_body(
-            Receipt(
-                bid.auction_id,
-                bid.redemption_id,
-                bid.controller,
-                bid.ciphertext_hash,
-                bid.cancel_sequence,
-                bid.cancelled_at,
-                ReceiptKind.CANCEL,
-            )
-        )
+        return self._receipt_body(bid, ReceiptKind.CANCEL, bid.cancel_sequence, bid.cancelled_at)
 
-    def _receipt_body(self, receipt: Receipt) -> dict[str, Any]:
+    def _receipt_body(
+        self, bid: StoredBid, kind: ReceiptKind, sequence: int, at: int
+    ) -> dict[str, Any]:
+        receipt = Receipt(
+            bid.auction_id,
+            bid.redemption_id,
+            bid.controller,
+            bid.ciphertext_hash,
+            sequence,
+            at,
+            kind,
+        )
         signed = receipt.signed_by(self.d.signer)
         return {
             "auction_id": receipt.auction_id,
