@@ -8,24 +8,39 @@ from typing import Any
 from clearing.engine import ClearingResult
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
-from clearing.model import BID_BOOK_LEAF_TYPES, Envelope
+from clearing.model import ALLOCATION_LEAF_TYPES, BID_BOOK_LEAF_TYPES, Envelope
 from clearing.receipts import Receipt, ReceiptKind
 from clearing.signing import Signer
 from clearing.validation import Exclusion, RequestSnapshot
+
+
+def book_tree(envelopes: list[Envelope]) -> StandardMerkleTree | None:
+    """The bid-book tree over the live envelopes at close (None for an empty book)."""
+    if not envelopes:
+        return None
+    return StandardMerkleTree.of([e.book_leaf() for e in envelopes], BID_BOOK_LEAF_TYPES)
+
+
+def allocation_tree(result: ClearingResult) -> StandardMerkleTree | None:
+    """The allocation tree over the winners' leaves (None when nobody won)."""
+    if not result.winners:
+        return None
+    return StandardMerkleTree.of(result.leaf_values(), ALLOCATION_LEAF_TYPES)
+
+
+def root_of(tree: StandardMerkleTree | None) -> str | None:
+    """A tree's root as 0x-hex, None for no tree (published as null, bytes32(0) on-chain)."""
+    return None if tree is None else to_hex(tree.root)
 
 
 def book_document(
     auction_id: int, envelopes: list[Envelope], sequences: list[int], received: list[int]
 ) -> dict[str, Any]:
     """The frozen book: every live envelope at close, its root and OZ dump (DESIGN 4, 6)."""
-    tree = (
-        StandardMerkleTree.of([e.book_leaf() for e in envelopes], BID_BOOK_LEAF_TYPES)
-        if envelopes
-        else None
-    )
+    tree = book_tree(envelopes)
     return {
         "auction_id": auction_id,
-        "bid_book_root": to_hex(tree.root) if tree else None,
+        "bid_book_root": root_of(tree),
         "bids": [
             {
                 "redemption_id": str(e.redemption_id),
@@ -270,7 +285,9 @@ def result_document(
 
 __all__ = [
     "Provenance",
+    "allocation_tree",
     "book_document",
+    "book_tree",
     "entry_receipt",
     "envelopes_of",
     "history_document",
@@ -278,5 +295,6 @@ __all__ = [
     "requests_document",
     "requests_of",
     "result_document",
+    "root_of",
     "signed_book",
 ]

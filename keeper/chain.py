@@ -8,6 +8,7 @@ from typing import Any
 
 from clearing.validation import RequestSnapshot
 from keeper.artifacts import artifact
+from keeper.errors import classify
 from qev.errors import ChainReadError
 
 E18 = 10**18
@@ -21,6 +22,16 @@ class QueueRequest:
     controller: bytes
     pending_shares: int
     redemption_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every chain input of the clearing, read at one block."""
+
+    requests: dict[int, RequestSnapshot]
+    price: int
+    free_liquidity: int
+    admin_fee_bps: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +118,6 @@ class Chain:
 
         Raises ``SimulationRevertError`` (decoded with the contract's ABI) if it reverts.
         """
-        from keeper.errors import classify
-
         params: dict[str, Any] = {"to": fn.address, "data": fn._encode_transaction_data()}
         if sender is not None:
             params["from"] = sender
@@ -171,6 +180,15 @@ class Chain:
                 rid, r.controller, r.pending_shares, r.redemption_timestamp, nonce
             )
         return out
+
+    def snapshot(self, auction_id: int, redemption_ids: Iterable[int], block: int) -> Snapshot:
+        """Requests, nonces, share price, free liquidity and admin fee at ``block``."""
+        return Snapshot(
+            self.snapshot_requests(auction_id, sorted(set(redemption_ids)), block),
+            self.share_price(block),
+            self.free_liquidity(block),
+            self.admin_fee_bps(block),
+        )
 
     def queue(self, block: int | str = "latest", limit: int = 10_000) -> Iterator[QueueRequest]:
         """The FIFO queue from its head, lazily (stop early to read only what you need)."""
@@ -278,4 +296,11 @@ def serviceable_shares(
     return total
 
 
-__all__ = ["AuctionKeyState", "Chain", "QueueRequest", "SettledAuction", "serviceable_shares"]
+__all__ = [
+    "AuctionKeyState",
+    "Chain",
+    "QueueRequest",
+    "SettledAuction",
+    "Snapshot",
+    "serviceable_shares",
+]

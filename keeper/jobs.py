@@ -13,13 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from clearing.documents import Provenance, book_document, envelopes_of, result_document
+from clearing.documents import (
+    Provenance,
+    allocation_tree,
+    book_document,
+    envelopes_of,
+    result_document,
+    root_of,
+)
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
 from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
-from clearing.model import ALLOCATION_LEAF_TYPES, Envelope
+from clearing.model import Envelope
 from clearing.parallel import validate_book_parallel
 from clearing.sealing import derive_auction_secret, public_key_of
 from clearing.store import artifacts as art
@@ -237,22 +244,15 @@ class Keeper:
         """Open, validate and clear the book at ``block``; persist the tree and the result."""
         envelopes = envelopes_of(book)
         number, block_hash, timestamp = self.chain.block_info(block)
-        requests = self.chain.snapshot_requests(
-            auction_id, sorted({e.redemption_id for e in envelopes}), block
-        )
+        snap = self.chain.snapshot(auction_id, (e.redemption_id for e in envelopes), block)
         ctx = AuctionContext(auction_id, self.cfg.domain, secret)
-        valid, excluded = validate_book_parallel(envelopes, ctx, requests, self.cfg.workers)
-        price = self.chain.share_price(block)
-        free = self.chain.free_liquidity(block)
-        liquidity = free * self.cfg.liquidity_bps // BPS
-        fee_bps = self.chain.admin_fee_bps(block)
-        params = ClearingParams(price, liquidity, self.cfg.mode, self.cfg.min_fill, fee_bps)
-        result = clear(auction_id, valid, params)
-        tree = (
-            StandardMerkleTree.of(result.leaf_values(), ALLOCATION_LEAF_TYPES)
-            if result.winners
-            else None
+        valid, excluded = validate_book_parallel(envelopes, ctx, snap.requests, self.cfg.workers)
+        liquidity = snap.free_liquidity * self.cfg.liquidity_bps // BPS
+        params = ClearingParams(
+            snap.price, liquidity, self.cfg.mode, self.cfg.min_fill, snap.admin_fee_bps
         )
+        result = clear(auction_id, valid, params)
+        tree = allocation_tree(result)
         provenance = Provenance(
             chain_id=self.cfg.domain.chain_id,
             vault=from_hex(self.chain.vault.address, 20),
@@ -261,7 +261,7 @@ class Keeper:
             snapshot_block=number,
             snapshot_block_hash=block_hash,
             snapshot_timestamp=timestamp,
-            free_liquidity=free,
+            free_liquidity=snap.free_liquidity,
             liquidity_bps=self.cfg.liquidity_bps,
         )
         doc = result_document(
@@ -269,8 +269,8 @@ class Keeper:
             excluded,
             provenance=provenance,
             bid_book_root=book["bid_book_root"],
-            allocation_root=to_hex(tree.root) if tree else None,
-            requests=requests,
+            allocation_root=root_of(tree),
+            requests=snap.requests,
             abandoned=abandoned,
         )
         if tree is not None:

@@ -15,13 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clearing.documents import entry_receipt, envelopes_of, requests_of
+from clearing.documents import (
+    allocation_tree,
+    book_tree,
+    entry_receipt,
+    envelopes_of,
+    requests_of,
+    root_of,
+)
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
 from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
-from clearing.model import ALLOCATION_LEAF_TYPES, BID_BOOK_LEAF_TYPES, Envelope, cancel_digest
+from clearing.model import Envelope, cancel_digest
 from clearing.receipts import Receipt, ReceiptKind
 from clearing.sealing import public_key_of
 from clearing.signing import recover_address
@@ -81,11 +88,7 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
     )
 
     envelopes = envelopes_of(book)
-    book_root = (
-        to_hex(StandardMerkleTree.of([e.book_leaf() for e in envelopes], BID_BOOK_LEAF_TYPES).root)
-        if envelopes
-        else None
-    )
+    book_root = root_of(book_tree(envelopes))
     report.expect("book root (rebuilt from envelopes)", book["bid_book_root"], book_root)
     report.expect("result.bid_book_root", result["bid_book_root"], book_root)
 
@@ -147,11 +150,7 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
             (published.get("shares_filled"), published.get("payout")),
             (str(o.shares_filled), str(o.payout)),
         )
-    allocation_root = (
-        to_hex(StandardMerkleTree.of(cleared.leaf_values(), ALLOCATION_LEAF_TYPES).root)
-        if cleared.winners
-        else None
-    )
+    allocation_root = root_of(allocation_tree(cleared))
     report.expect("allocation root (re-cleared)", result["allocation_root"], allocation_root)
     if docs.get("allocation-tree") is not None:
         try:
@@ -198,26 +197,20 @@ def _reclear(
     block: int,
 ) -> tuple[Any, str | None]:
     """Clear the book again from the chain's state at ``block`` (an abandoned snapshot)."""
-    requests = chain.snapshot_requests(t, sorted({e.redemption_id for e in envelopes}), block)
-    valid, _ = validate_book(envelopes, AuctionContext(t, domain, secret), requests)
-    free = chain.free_liquidity(block)
+    snap = chain.snapshot(t, (e.redemption_id for e in envelopes), block)
+    valid, _ = validate_book(envelopes, AuctionContext(t, domain, secret), snap.requests)
     cleared = clear(
         t,
         valid,
         ClearingParams(
-            chain.share_price(block),
-            free * int(result["liquidity_bps"]) // BPS,
+            snap.price,
+            snap.free_liquidity * int(result["liquidity_bps"]) // BPS,
             params.mode,
             params.min_fill,
-            chain.admin_fee_bps(block),
+            snap.admin_fee_bps,
         ),
     )
-    root = (
-        to_hex(StandardMerkleTree.of(cleared.leaf_values(), ALLOCATION_LEAF_TYPES).root)
-        if cleared.winners
-        else None
-    )
-    return cleared, root
+    return cleared, root_of(allocation_tree(cleared))
 
 
 def _recovers(digest: bytes, signature: str | None) -> bytes | None:
@@ -344,19 +337,15 @@ def _check_chain(
     _, block_hash, timestamp = chain.block_info(block)
     report.expect("snapshot block hash", snapshot["block_hash"], to_hex(block_hash))
     report.expect("snapshot block timestamp", snapshot["timestamp"], timestamp)
-    onchain = chain.snapshot_requests(t, sorted(requests), block)
-    report.expect("request snapshot at the published block", requests, onchain)
-    report.expect(
-        "share price at the snapshot block", result["price"], str(chain.share_price(block))
-    )
+    onchain = chain.snapshot(t, requests, block)
+    report.expect("request snapshot at the published block", requests, onchain.requests)
+    report.expect("share price at the snapshot block", result["price"], str(onchain.price))
     report.expect(
         "free liquidity at the snapshot block",
         result["free_liquidity"],
-        str(chain.free_liquidity(block)),
+        str(onchain.free_liquidity),
     )
-    report.expect(
-        "admin fee at the snapshot block", result["admin_fee_bps"], chain.admin_fee_bps(block)
-    )
+    report.expect("admin fee at the snapshot block", result["admin_fee_bps"], onchain.admin_fee_bps)
 
 
 def _check_snapshot_block(

@@ -406,10 +406,10 @@ def _packaging(keeper: Keeper, auction_id: int, say: Progress) -> int:
     envelopes = [
         Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature) for b in bids
     ]
-    requests = chain.snapshot_requests(auction_id, [e.redemption_id for e in envelopes], block)
+    snap = chain.snapshot(auction_id, (e.redemption_id for e in envelopes), block)
     ctx = AuctionContext(auction_id, keeper.cfg.domain, keeper.secret(auction_id))
-    ranked = rank_bids(validate_book(envelopes, ctx, requests)[0])
-    price, free = chain.share_price(block), chain.free_liquidity(block)
+    ranked = rank_bids(validate_book(envelopes, ctx, snap.requests)[0])
+    price, free = snap.price, snap.free_liquidity
     uniform = keeper.cfg.mode is Mode.UNIFORM
 
     def margin(k: int) -> int:
