@@ -74,6 +74,22 @@ def _drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def start_server(app: object) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; wait until it listens."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("service did not start")
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def service(request, tmp_path) -> Iterator[Service]:
     url, schema = _store_url(request.param, tmp_path)
@@ -98,23 +114,11 @@ def service(request, tmp_path) -> Iterator[Service]:
     clock = Clock(AUCTION - 3600)
     store = open_store(url)
     app = build_app(settings, redemptions, store=store, clock=clock)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("service did not start")
-        time.sleep(0.02)
+    url, server, thread = start_server(app)
     address = Signer(bytes.fromhex((tmp_path / "service.key").read_text().strip())).address
     try:
         master = bytes.fromhex((tmp_path / "master.key").read_text().strip())
-        yield Service(
-            f"http://127.0.0.1:{port}", clock, redemptions, store, address, holders, master, app
-        )
+        yield Service(url, clock, redemptions, store, address, holders, master, app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

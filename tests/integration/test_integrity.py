@@ -12,7 +12,6 @@ Each test reproduces one finding of the review against the code before revision 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -44,10 +43,10 @@ from tests.integration.conftest import (
     SETTLEMENT,
     Clock,
     _drop_schema,
-    _free_port,
     _store_url,
     envelope_body,
     problem_code,
+    start_server,
 )
 
 DOMAIN = Eip712Domain("QEVSettlement", "1", 31337, parse_address(SETTLEMENT))
@@ -91,17 +90,8 @@ class Deployment:
 
 
 def _start(app: object, clock: Clock) -> Replica:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "replica did not start"
-        time.sleep(0.02)
-    return Replica(f"http://127.0.0.1:{port}", clock, server, thread)
+    url, server, thread = start_server(app)
+    return Replica(url, clock, server, thread)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
