@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -93,3 +94,30 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BidStore]:
     backend.migrate()
     yield backend
     backend.close()
+
+
+def run_threads(
+    targets: list[Callable[[], None]], *, together: bool = True, timeout: float = 60
+) -> None:
+    """Run each target on its own thread (started at one barrier if ``together``), join them
+    within ``timeout`` and re-raise nothing silently: any exception fails the test."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(targets)) if together else None
+
+    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                if barrier is not None:
+                    barrier.wait()
+                fn()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not errors, errors

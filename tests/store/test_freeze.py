@@ -11,7 +11,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -35,7 +35,7 @@ from clearing.store.base import (
     StoreError,
 )
 from clearing.store.sqlite import SqliteBidStore
-from tests.store.conftest import cancel_op, make_pg_store, put_op
+from tests.store.conftest import cancel_op, make_pg_store, put_op, run_threads
 
 A = 1_767_225_600
 B = A + 30 * 86_400
@@ -170,26 +170,6 @@ class _Worker:
                 refused_once = True  # one more batch after the first refusal
 
 
-def _run(targets: list[Callable[[], None]]) -> None:
-    errors: list[BaseException] = []
-
-    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                fn()
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-
-        return run
-
-    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
-
-
 def test_freeze_is_atomic_with_concurrent_intake(replicas: Replicas) -> None:
     """Threads on two replicas post bids (and cancels) while a third freezes: every write
     that was acknowledged is within the freeze and in the frozen book, every later one
@@ -212,7 +192,7 @@ def test_freeze_is_atomic_with_concurrent_intake(replicas: Replicas) -> None:
             record = freezer.freeze(auction, 5_000)
             out.append((record, time.monotonic()))
 
-        _run([w.run for w in workers] + [freeze])
+        run_threads([w.run for w in workers] + [freeze], together=False, timeout=120)
         [(record, freeze_returned)] = frozen
         assert record.last_sequence > 0  # intake ran before the freeze ...
         refused = [a for w in workers for a in w.applied if isinstance(a.results[0], StoreError)]

@@ -22,7 +22,7 @@ from clearing.store.base import (
     StoreUnavailableError,
 )
 from clearing.store.postgres import PostgresBidStore
-from tests.store.conftest import cancel_op, make_pg_store, put_op
+from tests.store.conftest import cancel_op, make_pg_store, put_op, run_threads
 
 A = 1_767_225_600
 
@@ -35,28 +35,6 @@ def replicas(pg_dsn: str, pg_schema: str) -> Iterator[tuple[PostgresBidStore, Po
     yield one, two
     one.close()
     two.close()
-
-
-def run_threads(targets: list[Callable[[], None]]) -> None:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(targets))
-
-    def wrap(fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                barrier.wait()
-                fn()
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-
-        return run
-
-    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
 
 
 def all_rows(dsn: str, schema: str) -> list[tuple[int, int, int, str]]:
