@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from qev.errors import AbiDecodeError, AbiEncodeError
+from clearing.errors import AbiDecodeError, AbiEncodeError
 
 WORD = 32
 _ZERO12 = bytes(12)

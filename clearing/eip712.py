@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from clearing.errors import AbiEncodeError
 from clearing.hashing import keccak256
-from qev.errors import AbiEncodeError
 
 DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 BID_TYPE = (

@@ -13,9 +13,9 @@ from enum import StrEnum
 from itertools import accumulate, islice
 from operator import attrgetter
 
+from clearing.errors import ClearingError, DuplicateBidError
 from clearing.hexcodec import UINT256_MAX
 from clearing.model import BPS, MAX_BASIS_POINT, PRICE_SCALE, AllocationLeaf
-from qev.errors import ClearingError, DuplicateBidError
 
 DEFAULT_MIN_FILL = 10**18
 

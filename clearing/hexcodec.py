@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from clearing.errors import AddressError, HexError, MalformedError
 from clearing.hashing import keccak256
-from qev.errors import AddressError, HexError, MalformedError
 
 UINT256_MAX = (1 << 256) - 1
 

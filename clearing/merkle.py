@@ -12,9 +12,15 @@ from itertools import pairwise
 from typing import Any
 
 from clearing.abi import parse_type, static_encoder
+from clearing.errors import (
+    HexError,
+    InvalidTreeError,
+    LeafNotFoundError,
+    MalformedError,
+    MerkleError,
+)
 from clearing.hashing import keccak_256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
-from qev.errors import HexError, InvalidTreeError, LeafNotFoundError, MalformedError, MerkleError
 
 FORMAT = "standard-v1"
 

@@ -11,8 +11,8 @@ from clearing.eip712 import (
     cancel_bid_struct_hash,
     sealed_bid_struct_hash,
 )
+from clearing.errors import MalformedPlaintextError
 from clearing.hashing import keccak256
-from qev.errors import MalformedPlaintextError
 
 BPS = 10_000
 MIN_BASIS_POINT = 10

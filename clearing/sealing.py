@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from qev.errors import BadKeyError, CiphertextTooShortError, DecryptionError
+from clearing.errors import BadKeyError, CiphertextTooShortError, DecryptionError
 
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 ENC_LENGTH = 32

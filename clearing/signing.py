@@ -12,8 +12,7 @@ from coincurve._libsecp256k1 import ffi as _ffi
 from coincurve._libsecp256k1 import lib as _lib
 from coincurve.context import GLOBAL_CONTEXT as _CTX
 
-from clearing.hashing import keccak256
-from qev.errors import (
+from clearing.errors import (
     BadKeyError,
     MalleableSignatureError,
     SignatureLengthError,
@@ -21,6 +20,7 @@ from qev.errors import (
     SignatureRecoveryError,
     SignatureVError,
 )
+from clearing.hashing import keccak256
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SECP256K1_HALF_N = SECP256K1_N // 2

@@ -14,10 +14,10 @@ from enum import StrEnum
 
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ValidBid
+from clearing.errors import MalformedPlaintextError, SealingError, SignatureError
 from clearing.model import MAX_BASIS_POINT, MIN_BASIS_POINT, Envelope, SignedBid
 from clearing.sealing import Opener, bid_info
 from clearing.signing import recover_address
-from qev.errors import MalformedPlaintextError, SealingError, SignatureError
 
 
 class ExclusionReason(StrEnum):

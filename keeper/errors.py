@@ -24,7 +24,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from qev.errors import QevError
+from clearing.errors import QevError
 
 try:  # transports of web3's providers; both are web3 dependencies
     import requests

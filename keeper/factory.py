@@ -1,18 +1,19 @@
-"""Wire a ``Keeper`` from ``KeeperSettings`` (keys read from files, never logged)."""
+"""Wire a ``Keeper`` from ``KeeperSettings`` (keys read through ``clearing.keyfiles``)."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from web3 import Web3
 
-from clearing.api.keys import read_key
 from clearing.calendar import AuctionCalendar
+from clearing.config import ChainSettings, ConfigError
 from clearing.eip712 import Eip712Domain
 from clearing.engine import Mode
 from clearing.hexcodec import parse_address
+from clearing.keyfiles import read_account_key, read_key
 from clearing.store import open_store
 from keeper.chain import Chain
 from keeper.jobs import Keeper, KeeperConfig
@@ -20,35 +21,70 @@ from keeper.senders import make_sender
 from keeper.settings import KeeperSettings
 
 
-def _key_file(path: Path) -> bytes:
-    raw = path.read_text().strip().removeprefix("0x")
-    return bytes.fromhex(raw)
+def web3_for(settings: ChainSettings, timeout: float) -> Any:
+    """A ``Web3`` on the configured RPC (the URL stays inside the provider)."""
+    return Web3(Web3.HTTPProvider(settings.rpc(), request_kwargs={"timeout": timeout}))
+
+
+def connect_chain(settings: ChainSettings, w3: Any) -> Chain:
+    """``Chain`` bindings checked against the settings: chain id, vault code, genesis.
+
+    Raises ``ConfigError`` (one line) for a missing address, a chain id other than the
+    configured one, an address without code, or a genesis that differs from the vault's.
+    """
+    settings.require("rpc_url", "vault", "settlement")
+    assert settings.vault is not None and settings.settlement is not None
+    vault, settlement = (
+        Web3.to_checksum_address(settings.vault),
+        Web3.to_checksum_address(settings.settlement),
+    )
+    from clearing.errors import ChainReadError
+
+    try:
+        chain_id = int(w3.eth.chain_id)
+        codes = {
+            name: w3.eth.get_code(a) for name, a in (("vault", vault), ("settlement", settlement))
+        }
+    except Exception as exc:
+        from clearing.config import scrub
+
+        raise ChainReadError(f"RPC unreachable: {scrub(str(exc)) or type(exc).__name__}") from exc
+    if settings.chain_id is not None and settings.chain_id != chain_id:
+        raise ConfigError(f"chain_id is {settings.chain_id} but the RPC serves chain {chain_id}")
+    for name, code in codes.items():
+        if not code:
+            raise ConfigError(f"{name} {getattr(settings, name)} has no code on chain {chain_id}")
+    chain = Chain(w3, vault, settlement)
+    genesis = chain.genesis()
+    if settings.genesis is not None and settings.genesis != genesis:
+        raise ConfigError(f"genesis is {settings.genesis} but the vault's is {genesis}")
+    return chain
 
 
 def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
     """The keeper and the auction calendar for ``settings``."""
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
-    chain = Chain(
-        w3,
-        Web3.to_checksum_address(settings.vault),
-        Web3.to_checksum_address(settings.settlement),
-    )
+    w3 = web3_for(settings, settings.rpc_timeout)
+    chain = connect_chain(settings, w3)
+    passphrase = settings.passphrase()
     lanes = [
         make_sender(
             w3,
-            Account.from_key(_key_file(path)),
+            Account.from_key(read_account_key(path, passphrase, f"{lane} lane key")),
             confirmations=settings.confirmations,
             stuck_after=settings.stuck_after,
             deadline=settings.tx_deadline,
             poll_interval=1.0,
         )
-        for path in (settings.urgent_key_file, settings.housekeeping_key_file)
+        for lane, path in (
+            ("urgent", settings.urgent_key_file),
+            ("housekeeping", settings.housekeeping_key_file),
+        )
     ]
     domain = Eip712Domain(
         settings.domain_name(),
         settings.domain_version(),
-        int(w3.eth.chain_id),
-        parse_address(settings.settlement),
+        chain.chain_id(),
+        parse_address(chain.settlement.address),
     )
     config = KeeperConfig(
         master_secret=read_key(settings.master_secret_file, "master secret"),
@@ -59,7 +95,7 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
     )
     keeper = Keeper(
         chain,
-        open_store(settings.store_url),
+        open_store(settings.store()),
         lanes[0],
         lanes[1],
         config,
@@ -68,4 +104,4 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
     return keeper, AuctionCalendar(chain.genesis(), settings.window)
 
 
-__all__ = ["build_keeper"]
+__all__ = ["build_keeper", "connect_chain", "web3_for"]

@@ -25,6 +25,7 @@ from clearing.documents import (
 )
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
+from clearing.errors import InvalidTreeError, QevError
 from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
@@ -35,7 +36,6 @@ from clearing.signing import recover_address
 from clearing.validation import AuctionContext, validate_book
 from keeper.chain import Chain
 from keeper.errors import SimulationRevertError
-from qev.errors import InvalidTreeError, QevError
 
 DOCUMENT_FILES = {  # the published documents and their file names in a ``--out`` directory
     "auction": "auction.json",

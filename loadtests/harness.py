@@ -187,7 +187,8 @@ def local_auction(data: Path, genesis: int, auction_id: int) -> dict[str, Any]:
     sealed before the service starts.
     """
     from clearing.api.devserver import dev_settings
-    from clearing.api.keys import DerivedAuctionKeys, load_or_create_key
+    from clearing.api.keys import DerivedAuctionKeys
+    from clearing.keyfiles import load_or_create_key
 
     data.mkdir(parents=True, exist_ok=True)
     load_or_create_key(data / "service.key")

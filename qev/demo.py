@@ -22,17 +22,18 @@ from typing import Any
 import orjson
 import uvicorn
 from eth_account import Account
+from pydantic import SecretStr
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import Wei
 
-from clearing.api.keys import load_or_create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.calendar import REDEMPTION_WINDOW
 from clearing.eip712 import Eip712Domain
 from clearing.engine import Mode
 from clearing.hexcodec import parse_address, to_checksum_address
+from clearing.keyfiles import load_or_create_key
 from clearing.model import PLAINTEXT_LENGTH, Bid, Envelope, SignedBid
 from clearing.sealing import bid_info, seal
 from clearing.signing import Signer
@@ -165,7 +166,7 @@ def run_demo(
     master = _key("keeper-master-secret")
     urgent, house = make_sender(w3, urgent_acct), make_sender(w3, house_acct)
     settings = ServiceSettings(
-        store_url=store_url,
+        store_url=SecretStr(store_url),
         chain_id=w3.eth.chain_id,
         settlement=dep.settlement,
         genesis=genesis,

@@ -9,12 +9,12 @@ import httpx
 
 from clearing.bidding import seal_bid, sign_cancel
 from clearing.eip712 import Eip712Domain
+from clearing.errors import QevError, SignatureError
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import verify
 from clearing.model import ALLOCATION_LEAF_TYPES, Bid, Envelope
 from clearing.receipts import Receipt, ReceiptKind
 from clearing.signing import Signer
-from qev.errors import QevError, SignatureError
 
 
 class ServiceProblemError(QevError):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from clearing.api.keys import load_or_create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.api.workers import run_workers
 from clearing.calendar import REDEMPTION_WINDOW
+from clearing.keyfiles import load_or_create_key
 from clearing.redemptions import RedemptionInfo
 from clearing.signing import Signer
 
@@ -76,8 +76,11 @@ def dev_settings(store: str, data_dir: Path, genesis: int) -> ServiceSettings:
     explicit ``qev keys`` command where a secret is created).
     """
     load_or_create_key(data_dir / "master.key")
+    load_or_create_key(data_dir / "service.key")
     return ServiceSettings(
         store_url=store,
+        chain_id=31337,
+        settlement="0x" + "00" * 20,
         genesis=genesis,
         service_key_file=data_dir / "service.key",
         master_secret_file=data_dir / "master.key",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import Message, Receive
 
-from qev.errors import MalformedError, PayloadTooLargeError
+from clearing.errors import MalformedError, PayloadTooLargeError
 
 MAX_FIELD_LENGTH = 4096
 

@@ -1,30 +1,24 @@
-"""The service's one typed settings object (``QEV_`` environment prefix), passed in."""
+"""The service's one typed settings object (config file ``[service]`` + ``QEV_*``), passed in."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clearing.calendar import REDEMPTION_WINDOW
+from clearing.config import ChainSettings
 
 
-class ServiceSettings(BaseSettings):
-    """Everything the clearing service can be configured with."""
+class ServiceSettings(ChainSettings):
+    """Everything the clearing service can be configured with (``clearing.config`` order)."""
 
-    model_config = SettingsConfigDict(env_prefix="QEV_", extra="ignore")
+    config_sections: ClassVar[tuple[str, ...]] = ("chain", "service")
 
-    store_url: str = "sqlite:///qev-data/qev.db"
-    chain_id: int = 31337
-    settlement: str = "0x0000000000000000000000000000000000000000"
-    target: Literal["merkle", "registry"] = "merkle"
-    eip712_name: str | None = None  # default per target: QEVSettlement / QEVRegistry
-    eip712_version: str | None = None  # default per target: 1 / 1.0
-    genesis: int = 1_735_689_600
-    window: int = REDEMPTION_WINDOW
-    service_key_file: Path = Path("qev-data/service.key")
+    service_key_file: Path = Field(
+        default=Path("qev-data/service.key"),
+        description="the receipt-signing key: a keystore or a 0600 hex file (`qev keys`)",
+    )
     master_secret_file: Path | None = None  # dev/demo: derive auction public keys locally
     max_body_bytes: int = 4096
     min_ciphertext_bytes: int = 368  # enc 32 + plaintext 320 + tag 16
@@ -36,14 +30,12 @@ class ServiceSettings(BaseSettings):
     commit_max_batch: int = 256
     commit_max_wait: float = Field(default=0.001, description="longest linger of a batch (s)")
     commit_quiet: float = Field(default=0.0005, description="stop lingering after this (s)")
-    rpc_url: str | None = None  # chain RPC used to check each bid's controller
     chain_read_timeout: float = Field(
         default=3.0, gt=0, description="seconds a bid waits for its controller lookup"
     )
     controller_cache_ttl: float = Field(
         default=300.0, ge=0, description="seconds a looked-up request controller is remembered"
     )
-    vault: str = "0x0000000000000000000000000000000000000000"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(
@@ -52,14 +44,34 @@ class ServiceSettings(BaseSettings):
         description="worker processes, each on its own SO_REUSEPORT socket; rate limits and "
         "the group commit are per worker",
     )
-
-    def domain_name(self) -> str:
-        """The EIP-712 domain name for the configured target."""
-        return self.eip712_name or ("QEVSettlement" if self.target == "merkle" else "QEVRegistry")
-
-    def domain_version(self) -> str:
-        """The EIP-712 domain version for the configured target."""
-        return self.eip712_version or ("1" if self.target == "merkle" else "1.0")
+    # --- the edge (each a safe default; see docs/OPERATING.md) ---------------------------
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="largest request head (431/400 beyond)"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds to send a request's head before the socket closes"
+    )
+    body_timeout: float = Field(
+        default=10.0, gt=0, description="seconds to send a request's body once its head is in"
+    )
+    keep_alive_timeout: float = Field(
+        default=5.0, gt=0, description="seconds an idle keep-alive connection is kept"
+    )
+    max_connections: int = Field(
+        default=1024, ge=1, description="open connections per worker; more are closed at once"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="peers (IPs or CIDRs) whose X-Forwarded-For names the client; none by default",
+    )
+    controller_lookup_budget: int = Field(
+        default=2000,
+        ge=1,
+        description="chain reads per client per auction for controller look-ups (uncached)",
+    )
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+    access_log: bool = True
 
 
 __all__ = ["ServiceSettings"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from qev.errors import QevError
+from clearing.errors import QevError
 
 
 class BidStatus(StrEnum):

@@ -24,11 +24,11 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 
-from clearing.api.keys import create_key
 from clearing.api.problems import KNOWN_CODES
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.calendar import REDEMPTION_WINDOW
+from clearing.keyfiles import create_key
 from clearing.merkle import StandardMerkleTree
 from clearing.model import ALLOCATION_LEAF_TYPES
 from clearing.redemptions import InMemoryRedemptions, RedemptionInfo
@@ -85,6 +85,7 @@ def _seed_store() -> None:
 
 _seed_store()
 create_key(_DATA / "master.key", "master secret")  # never created implicitly
+create_key(_DATA / "service.key", "receipt signing key")
 APP = build_app(_SETTINGS, _REDEMPTIONS, clock=Clock(AUCTION - 3600))
 schema = schemathesis.openapi.from_dict(APP.openapi())
 CASES: dict[str, int] = {}

@@ -14,11 +14,11 @@ import httpx
 import pytest
 import uvicorn
 
-from clearing.api.keys import create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.calendar import REDEMPTION_WINDOW
 from clearing.hexcodec import to_checksum_address, to_hex
+from clearing.keyfiles import create_key
 from clearing.model import Envelope
 from clearing.redemptions import InMemoryRedemptions, RedemptionInfo
 from clearing.signing import Signer
@@ -111,6 +111,7 @@ def service(request, tmp_path) -> Iterator[Service]:
         commit_max_wait=0.001,
     )
     create_key(tmp_path / "master.key", "master secret")  # never created implicitly
+    create_key(tmp_path / "service.key", "receipt signing key")
     clock = Clock(AUCTION - 3600)
     store = open_store(url)
     app = build_app(settings, redemptions, store=store, clock=clock)

@@ -325,6 +325,6 @@ def test_bid_cli_submits_and_reads_status(service: Service, monkeypatch, capsys)
     status = ["bid", "status", "--service", service.url, "--redemption-id", "102"]
     assert main([*status, "--auction", str(AUCTION)]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "live"
-    # someone else's request: the CLI prints the problem and exits 1
-    assert main([*args[:-1], "103", "--shares", "1", "--bp", "10"]) == 1
-    assert json.loads(capsys.readouterr().out)["code"] == "not_controller"
+    # someone else's request: one line with the problem's code, exit 4 (service refused)
+    assert main([*args[:-1], "103", "--shares", "1", "--bp", "10"]) == 4
+    assert "403 not_controller" in capsys.readouterr().err

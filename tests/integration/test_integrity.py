@@ -21,13 +21,13 @@ import httpx
 import pytest
 import uvicorn
 
-from clearing.api.keys import create_key
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.bidding import seal_bid, sign_cancel
 from clearing.documents import entry_receipt
 from clearing.eip712 import Eip712Domain
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
+from clearing.keyfiles import create_key
 from clearing.model import Bid, Envelope
 from clearing.receipts import Receipt, ReceiptKind
 from clearing.redemptions import RedemptionInfo
@@ -99,6 +99,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
     """Two service replicas on one store (one slow chain reader), and the keeper's store."""
     url, schema = _store_url(request.param, tmp_path)
     create_key(tmp_path / "master.key", "master secret")
+    create_key(tmp_path / "service.key", "receipt signing key")
     reader = GatedRedemptions()
     settings = ServiceSettings(
         store_url=url,

@@ -13,10 +13,10 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 
-from clearing.api.keys import create_key
 from clearing.api.problems import KNOWN_CODES
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
+from clearing.keyfiles import create_key
 from clearing.redemptions import InMemoryRedemptions, RedemptionInfo
 from clearing.signing import Signer
 from tests.conftest import make_key
@@ -35,6 +35,7 @@ _SETTINGS = ServiceSettings(
     controller_rate=0,
 )
 create_key(_DATA / "master.key", "master secret")  # never created implicitly
+create_key(_DATA / "service.key", "receipt signing key")
 APP = build_app(_SETTINGS, _REDEMPTIONS, clock=Clock(AUCTION - 3600))
 schema = schemathesis.openapi.from_dict(APP.openapi())
 EXAMPLES = int(os.environ.get("QEV_SCHEMATHESIS_EXAMPLES", "25"))

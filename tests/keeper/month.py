@@ -579,6 +579,7 @@ def published_documents(month: Month, store: BidStore, tmp: Path) -> dict[str, A
     from keeper.verify import fetch_documents
 
     (tmp / "service.key").write_text(SERVICE_KEY.hex())
+    (tmp / "service.key").chmod(0o600)
     settings = ServiceSettings(
         store_url=f"sqlite:///{tmp / 'unused.db'}",
         chain_id=month.domain.chain_id,

@@ -276,7 +276,7 @@ def test_qev_serve_workers_read_controllers_from_the_chain(anvil: AnvilEnv, tmp_
     """``qev serve --workers 2`` on anvil: bids are checked against the vault's requests."""
     import httpx
 
-    from clearing.api.keys import create_key, load_or_create_key
+    from clearing.keyfiles import create_key, load_or_create_key
     from clearing.signing import Signer
     from qev.sdk import BidderClient, ServiceProblemError
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clearing.api.keys import KeyFileError, create_key, read_key
 from clearing.hexcodec import to_hex
+from clearing.keyfiles import KeyFileError, create_key, read_key
 from keeper.deploy import transact
 from keeper.jobs import KeeperStateError
 from keeper.verify import verify_documents

@@ -21,6 +21,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
+from clearing.errors import QevError
 from keeper.artifacts import artifact
 from keeper.errors import (
     FatalError,
@@ -30,7 +31,6 @@ from keeper.errors import (
     classify,
     decode_revert,
 )
-from qev.errors import QevError
 
 pytestmark = pytest.mark.usefixtures("no_sockets")
 

@@ -296,6 +296,6 @@ def test_lost_response_retry_resimulates_and_surfaces_done_step(
 
 
 def test_retryable_error_is_qev_error() -> None:
-    from qev.errors import QevError
+    from clearing.errors import QevError
 
     assert issubclass(RetryableError, QevError)

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clearing import abi
+from clearing.errors import AbiDecodeError, AbiEncodeError
 from clearing.model import ALLOCATION_LEAF_TYPES, BID_BOOK_LEAF_TYPES, PLAINTEXT_TYPES
-from qev.errors import AbiDecodeError, AbiEncodeError
 
 u64 = st.integers(0, 2**64 - 1)
 u256 = st.integers(0, 2**256 - 1)

@@ -11,11 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clearing.eip712 import Eip712Domain, sealed_bid_struct_hash
-from clearing.hexcodec import to_checksum_address
-from clearing.model import Bid, Envelope, cancel_digest
-from clearing.receipts import Receipt, ReceiptKind
-from clearing.signing import SECP256K1_N, Signer, recover_address
-from qev.errors import (
+from clearing.errors import (
     BadKeyError,
     MalleableSignatureError,
     SignatureLengthError,
@@ -23,6 +19,10 @@ from qev.errors import (
     SignatureRecoveryError,
     SignatureVError,
 )
+from clearing.hexcodec import to_checksum_address
+from clearing.model import Bid, Envelope, cancel_digest
+from clearing.receipts import Receipt, ReceiptKind
+from clearing.signing import SECP256K1_N, Signer, recover_address
 from tests.conftest import make_key
 
 u64 = st.integers(0, 2**64 - 1)

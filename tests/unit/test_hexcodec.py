@@ -7,8 +7,8 @@ from eth_utils import to_checksum_address as reference_checksum
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clearing.errors import AddressError, HexError, MalformedError
 from clearing.hexcodec import from_hex, parse_address, parse_uint, to_checksum_address, to_hex
-from qev.errors import AddressError, HexError, MalformedError
 
 
 @given(st.binary(min_size=20, max_size=20))

@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
+from clearing.errors import InvalidTreeError, LeafNotFoundError, MerkleError
 from clearing.hashing import keccak256
 from clearing.merkle import StandardMerkleTree, leaf_hasher, node_hash, verify, verify_multi_proof
 from clearing.model import ALLOCATION_LEAF_TYPES
-from qev.errors import InvalidTreeError, LeafNotFoundError, MerkleError
 
 CTRL = bytes.fromhex("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")
 E18 = 10**18

@@ -10,6 +10,7 @@ from cryptography.hazmat.bindings._rust import openssl as rust_openssl
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from pyhpke import AEADId, CipherSuite, KDFId, KEMId, KEMKey, KEMKeyPair
 
+from clearing.errors import BadKeyError, CiphertextTooShortError, DecryptionError
 from clearing.sealing import (
     SUITE,
     Opener,
@@ -19,7 +20,6 @@ from clearing.sealing import (
     public_key_of,
     seal,
 )
-from qev.errors import BadKeyError, CiphertextTooShortError, DecryptionError
 from tests.conftest import AUCTION_ID, SETTLEMENT
 
 VECTOR = json.loads((Path(__file__).parent.parent / "vectors" / "rfc9180_a2_base.json").read_text())

@@ -6,7 +6,7 @@ import multiprocessing
 import stat
 from pathlib import Path
 
-from clearing.api.keys import load_or_create_key
+from clearing.keyfiles import load_or_create_key
 
 
 def test_created_private_then_read_back(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""One module per ``qev`` subcommand group; each has ``register(subparsers)``."""
