@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from qev.commands.common import settings_of
+from qev.logs import configure_logging
 
 log = logging.getLogger("qev.keeper")
 
@@ -19,6 +20,9 @@ def _run(args: argparse.Namespace) -> int:
     from keeper.settings import KeeperSettings
 
     settings = settings_of(args, KeeperSettings)
+    configure_logging(
+        args.log_format or settings.log_format, "debug" if args.debug else settings.log_level
+    )
     keeper, calendar = build_keeper(settings)
     if args.action == "close":
         if args.auction is None:

@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from qev.commands.common import config_path, settings_of
+from qev.logs import configure_logging
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -42,6 +43,7 @@ def serve_app() -> FastAPI:
     from keeper.redemptions import Web3Redemptions
 
     settings, chain = resolved_settings(None)
+    configure_logging(settings.log_format, settings.log_level)  # a worker process starts bare
 
     def probe() -> None:
         chain.latest_block()
@@ -66,6 +68,10 @@ def _run(args: argparse.Namespace) -> int:
     path = config_path(args)
     if path is not None:
         os.environ["QEV_CONFIG"] = str(path)
+    if args.log_format:
+        os.environ["QEV_LOG_FORMAT"] = args.log_format  # for the worker processes
+        settings = settings.model_copy(update={"log_format": args.log_format})
+    configure_logging(settings.log_format, "debug" if args.debug else settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
