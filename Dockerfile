@@ -1,11 +1,15 @@
 # syntax=docker/dockerfile:1
 # qev: the clearing service (`qev serve`, the default) and the keeper (`qev keeper run`).
 #   docker build -t qev:local .
-#   docker run --rm -p 127.0.0.1:8000:8000 -e QEV_RPC_URL=... -e QEV_VAULT=... qev:local
+#   docker run --rm -p 127.0.0.1:8000:8000 -e QEV_RPC_URL=... -e QEV_DEPLOYMENT_FILE=... qev:local
 #   docker run --rm ... qev:local keeper run
-# Settings come from QEV_* variables (clearing/api/settings.py, keeper/settings.py); keys
-# from files (QEV_SERVICE_KEY_FILE, QEV_*_KEY_FILE; the keeper's QEV_MASTER_SECRET_FILE),
-# never arguments. The service gets no master secret: it serves the keeper's published keys.
+# Settings come from QEV_* variables or a config file (QEV_CONFIG; `qev config check`); keys
+# from files (QEV_SERVICE_KEY_FILE; the keeper's QEV_MASTER_SECRET_FILE, QEV_URGENT_KEY_FILE,
+# QEV_HOUSEKEEPING_KEY_FILE; keystores unlocked with QEV_KEYSTORE_PASSPHRASE_FILE), never
+# arguments. The service gets no master secret: it serves the keeper's published keys.
+# compose.yaml runs the whole stack; key volumes mount at /var/lib/qev/service-keys and
+# /var/lib/qev/keeper-keys, the deployment file at /var/lib/qev/deploy.
+# Runtime dependencies only: py-evm (`qev demo`) is the `demo` extra, not installed here.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -25,32 +29,32 @@ COPY pyproject.toml README.md ./
 COPY qev ./qev
 COPY clearing ./clearing
 COPY keeper ./keeper
+# package data of qev_artifacts (pyproject.toml): keeper/artifacts.py finds them installed
+COPY contracts/artifacts ./contracts/artifacts
 RUN pip install --no-cache-dir . \
     && python -m compileall -q /opt/venv/lib \
     && qev version
 
 # --- runtime: slim, non-root, no compilers ----------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
+# The mount points exist (owned by qev, 0700) so fresh named volumes copy that ownership.
 RUN groupadd --system --gid 10001 qev \
     && useradd --system --uid 10001 --gid qev --home-dir /var/lib/qev --create-home \
        --shell /usr/sbin/nologin qev \
-    && install -d -o 10001 -g 10001 -m 0700 /var/lib/qev/keys
+    && install -d -o 10001 -g 10001 -m 0700 \
+       /var/lib/qev/service-keys /var/lib/qev/keeper-keys /var/lib/qev/deploy
 COPY --from=builder /opt/venv /opt/venv
-# keeper/artifacts.py reads the contract ABIs from <site-packages>/contracts/artifacts
-COPY contracts/artifacts /opt/venv/lib/python3.11/site-packages/contracts/artifacts
-# The *_KEY_FILE values are paths to key files mounted at run time, not secrets.
-# hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     QEV_HOST=0.0.0.0 \
     QEV_PORT=8000 \
-    QEV_STORE_URL=sqlite:////var/lib/qev/qev.db \
-    QEV_SERVICE_KEY_FILE=/var/lib/qev/keys/service.key \
-    QEV_URGENT_KEY_FILE=/var/lib/qev/keys/keeper-urgent.key \
-    QEV_HOUSEKEEPING_KEY_FILE=/var/lib/qev/keys/keeper-housekeeping.key
+    QEV_STORE_URL=sqlite:////var/lib/qev/qev.db
 WORKDIR /var/lib/qev
 USER 10001:10001
+# smoke: every subcommand's --help runs here, as the runtime user (scripts/smoke-help)
+RUN --mount=type=bind,source=scripts/smoke-help,target=/tmp/smoke-help \
+    python /tmp/smoke-help
 EXPOSE 8000
 # /healthz of `qev serve`; the keeper's container overrides it (compose.yaml: its metrics)
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
