@@ -39,6 +39,7 @@ BENCHES = [
     Bench("clear_1m", "benchmarks.bench_clear", ("clear", "c"), "clear 1M bids"),
     Bench("validate_100k", "benchmarks.bench_validate", ("validate", "d"), "open+validate 100k"),
     Bench("proofs_100k", "benchmarks.bench_proofs", ("proofs", "e"), "100k proofs"),
+    Bench("dkg_5_3", "benchmarks.bench_dkg", ("dkg", "f"), "threshold DKG n=5 t=3 per keyper"),
 ]
 
 

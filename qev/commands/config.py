@@ -37,7 +37,11 @@ class CheckReport:
 
 
 def run_checks(args: argparse.Namespace | None) -> CheckReport:
-    """Check the configuration of the service and the keeper against files and the chain."""
+    """Check the configuration of the service and/or the keeper against files and the chain.
+
+    ``args.process`` (``service``, ``keeper`` or ``all``) limits the key files checked to the
+    ones that process holds (each container of a split deployment has only its own).
+    """
     from clearing.api.settings import ServiceSettings
     from clearing.config import unknown_keys
     from keeper.settings import KeeperSettings
@@ -70,12 +74,13 @@ def run_checks(args: argparse.Namespace | None) -> CheckReport:
     if len(loaded) < 2:
         return report
     service, keeper = loaded["service"], loaded["keeper"]
+    process = getattr(args, "process", "all") or "all"
     for missing in ("rpc_url", "vault", "settlement"):
         report.check(f"setting {missing}", partial(service.require, missing))
     if report.problems:
         return report
-    _check_keys(report, service, keeper)
-    _check_chain(report, service, keeper)
+    _check_keys(report, service, keeper, process)
+    _check_chain(report, service, keeper, process)
     _check_store(report, service)
     return report
 
@@ -86,26 +91,30 @@ def _deploy_fields() -> set[str]:
     return set(DeploySettings.model_fields)
 
 
-def _check_keys(report: CheckReport, service: Any, keeper: Any) -> None:
+def _check_keys(report: CheckReport, service: Any, keeper: Any, process: str) -> None:
     from clearing.keyfiles import read_account_key, read_key
 
-    report.check(
-        "receipt signing key",
-        lambda: (
-            read_account_key(service.service_key_file, service.passphrase(), "receipt signing key")
-            and None
-        ),
-    )
-    report.check("master secret", partial(read_key, keeper.master_secret_file, "master secret"))
-    for lane in ("urgent", "housekeeping"):
-        path = getattr(keeper, f"{lane}_key_file")
+    if process in ("all", "service"):
         report.check(
-            f"{lane} lane key",
-            partial(read_account_key, path, keeper.passphrase(), f"{lane} lane key"),
+            "receipt signing key",
+            partial(
+                read_account_key,
+                service.service_key_file,
+                service.passphrase(),
+                "receipt signing key",
+            ),
         )
+    if process in ("all", "keeper"):
+        report.check("master secret", partial(read_key, keeper.master_secret_file, "master secret"))
+        for lane in ("urgent", "housekeeping"):
+            path = getattr(keeper, f"{lane}_key_file")
+            report.check(
+                f"{lane} lane key",
+                partial(read_account_key, path, keeper.passphrase(), f"{lane} lane key"),
+            )
 
 
-def _check_chain(report: CheckReport, service: Any, keeper: Any) -> None:
+def _check_chain(report: CheckReport, service: Any, keeper: Any, process: str) -> None:
     from eth_account import Account
 
     from clearing.keyfiles import read_account_key
@@ -140,7 +149,7 @@ def _check_chain(report: CheckReport, service: Any, keeper: Any) -> None:
     )
     strategy = chain.vault.functions.STRATEGY_ADMIN_ROLE().call()
     keeper_role = chain.settlement.functions.KEEPER_ROLE().call()
-    for lane in ("urgent", "housekeeping"):
+    for lane in ("urgent", "housekeeping") if process in ("all", "keeper") else ():
         try:
             key = read_account_key(getattr(keeper, f"{lane}_key_file"), keeper.passphrase())
         except QevError:
@@ -154,7 +163,8 @@ def _check_chain(report: CheckReport, service: Any, keeper: Any) -> None:
             f"{lane} lane {address} balance",
             partial(_low_balance, w3, address),
         )
-    report.check("receipt signer registered", lambda: _receipt_signer_problem(chain, service))
+    if process in ("all", "service"):
+        report.check("receipt signer registered", partial(_receipt_signer_problem, chain, service))
 
 
 def _missing_roles(chain: Any, address: str, strategy: bytes, keeper_role: bytes) -> str | None:
@@ -224,5 +234,11 @@ def register(sub: Any) -> None:
         "read every key file, and check against the chain: chain id, contract code, "
         "genesis read from the vault, the settlement's vault, roles granted, keeper "
         "balances, the receipt signer registered. One line per problem; exit 1 if any.",
+    )
+    c.add_argument(
+        "--process",
+        choices=["all", "service", "keeper"],
+        default="all",
+        help="check only the key files this process holds (split deployments)",
     )
     c.set_defaults(func=_run)
