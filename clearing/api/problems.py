@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from qev.errors import QevError, RateLimitedError
+from clearing.errors import QevError, RateLimitedError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -25,6 +25,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unknown_auction": 404,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "auction_closed": 409,
     "auction_not_closed": 409,
     "not_cleared": 409,
@@ -34,12 +35,44 @@ STATUS_BY_CODE: dict[str, int] = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
+    "headers_too_large": 431,
     "internal": 500,
     "store_unavailable": 503,
     "store_error": 503,
     "chain_unavailable": 503,
+    "overloaded": 503,
 }
 KNOWN_CODES = frozenset(STATUS_BY_CODE)
+
+
+def problem_body(code: str, detail: str, status: int | None = None, **extra: object) -> bytes:
+    """The JSON body of a problem with a stable ``code`` (what ``problem`` sends)."""
+    status = status or STATUS_BY_CODE.get(code, 500)
+    body = {
+        "type": f"https://qev.usd.ai/problems/{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return orjson.dumps(body)
+
+
+def raw_problem(code: str, detail: str, status: int | None = None) -> bytes:
+    """A whole HTTP/1.1 problem response that closes the connection, as bytes.
+
+    For the server's edge, which answers some requests before any ASGI cycle exists (a
+    request head too large or too slow, a connection over the cap).
+    """
+    status = status or STATUS_BY_CODE.get(code, 500)
+    body = problem_body(code, detail, status)
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        f"content-type: {PROBLEM_JSON}\r\ncontent-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
 
 
 def problem(
@@ -52,19 +85,14 @@ def problem(
 ) -> Response:
     """A problem+json response with a stable ``code``."""
     status = status or STATUS_BY_CODE.get(code, 500)
-    body = {
-        "type": f"https://qev.usd.ai/problems/{code}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "code": code,
-        "detail": detail,
-        **extra,
-    }
     headers = dict(headers or {})
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
     return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+        problem_body(code, detail, status, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
@@ -101,4 +129,13 @@ def install(app: FastAPI) -> None:
         return problem("internal", "unexpected server error")
 
 
-__all__ = ["KNOWN_CODES", "PROBLEM_JSON", "STATUS_BY_CODE", "install", "problem", "problem_for"]
+__all__ = [
+    "KNOWN_CODES",
+    "PROBLEM_JSON",
+    "STATUS_BY_CODE",
+    "install",
+    "problem",
+    "problem_body",
+    "problem_for",
+    "raw_problem",
+]

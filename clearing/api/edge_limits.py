@@ -1,0 +1,297 @@
+"""The HTTP edge of ``qev serve``: uvicorn configured from ``ServiceSettings``.
+
+uvicorn's defaults leave a public server open to cheap resource exhaustion: a connection
+that never sends a request is kept for ever (uvicorn arms its keep-alive timer only after a
+response), a client may trickle a request head or body for as long as it likes, httptools
+(picked by ``http="auto"``) buffers a request head of any size, and ``X-Forwarded-For`` is
+believed from anyone on loopback. ``uvicorn_config`` turns each edge setting into a bound:
+
+* ``max_header_bytes``: the h11 parser's cap on an incomplete request head; a larger head is
+  answered ``431 headers_too_large`` (a malformed one ``400 malformed``) and the connection
+  closed, after reading at most one socket read past the cap;
+* ``header_timeout``: a connection must deliver a complete request head within this many
+  seconds of opening, or of its first byte after a keep-alive pause; otherwise it is closed
+  (with ``408 request_timeout`` if it had sent part of a head, silently if nothing);
+* ``body_timeout``: once the head is in, the body must arrive within this many seconds
+  (``408``, and the application sees a disconnect);
+* ``keep_alive_timeout``: an idle connection between requests is closed after this long;
+* ``max_connections``: open connections per worker (lowered to leave file descriptors for
+  the store and the chain client when ``RLIMIT_NOFILE`` is tight); one more is answered
+  ``503 overloaded`` and closed at once, so the process never runs out of descriptors and
+  idle sockets cannot lock clients out for longer than ``header_timeout``;
+* ``trusted_proxies``: only these peers (IPs or CIDRs) may name the client in
+  ``X-Forwarded-For``; none by default;
+* ``access_log`` and ``log_level``: uvicorn's own access log stays off (the app's ``Edge``
+  writes one structured ``qev.access`` record per request) and uvicorn installs no logging
+  configuration of its own (``qev.logs`` configures the root logger).
+
+The config is picklable (``run_workers`` spawns worker processes with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from clearing.api.problems import raw_problem
+from clearing.api.settings import ServiceSettings
+
+log = logging.getLogger("qev.edge")
+
+#: File descriptors kept free for everything but client sockets (store, RPC, logs...).
+FD_RESERVE = 64
+_WARN_EVERY = 10.0  # seconds between two "connection refused" warnings
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    """The per-connection bounds ``EdgeProtocol`` enforces (seconds and counts)."""
+
+    header_timeout: float
+    body_timeout: float
+    keep_alive_timeout: float
+    max_connections: int
+    max_header_bytes: int
+
+
+def connection_cap(configured: int) -> int:
+    """``configured``, lowered so client sockets leave ``FD_RESERVE`` descriptors free."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not a POSIX system
+        return configured
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, soft - min(FD_RESERVE, soft // 4)))
+
+
+class EdgeConfig(uvicorn.Config):
+    """A ``uvicorn.Config`` carrying the ``EdgeLimits`` to each ``EdgeProtocol``."""
+
+    def __init__(self, app: Any, *, edge: EdgeLimits, **kwargs: Any) -> None:
+        self.edge = edge
+        self.connection_cap = edge.max_connections
+        super().__init__(app, **kwargs)
+
+    def load(self) -> None:
+        """Load as uvicorn does; the connection cap is fixed here, in the serving process."""
+        super().load()
+        self.connection_cap = connection_cap(self.edge.max_connections)
+        if self.connection_cap < self.edge.max_connections:
+            log.warning(
+                "max_connections lowered to the file descriptor limit",
+                extra={"configured": self.edge.max_connections, "cap": self.connection_cap},
+            )
+
+
+class EdgeProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a connection cap and request head and body deadlines.
+
+    One timer per connection: armed for the head when the connection opens (and when the
+    first byte of a request arrives after a keep-alive pause, which uvicorn's own
+    keep-alive timer covers), re-armed for the body once the head is complete, cancelled
+    once the whole request is in (the application's own time is not bounded here).
+    """
+
+    _last_refusal_warning = 0.0
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        if not isinstance(config, EdgeConfig):
+            raise TypeError("EdgeProtocol needs the EdgeConfig of uvicorn_config()")
+        self.limits = config.edge
+        self.cap = config.connection_cap
+        self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
+        self._deadline: asyncio.TimerHandle | None = None
+        self._waiting_for = ""  # "head" or "body" while the deadline is armed
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.cap:
+            self._warn_refusal()
+            self._refuse("overloaded", "too many open connections; retry shortly")
+            return
+        self._arm("head", self.limits.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    # --- uvicorn hooks ------------------------------------------------------------------
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request h11 refused: 431 for a head over the cap, else 400 (a problem)."""
+        exc = sys.exc_info()[1]  # called from uvicorn's ``except h11.RemoteProtocolError``
+        if isinstance(exc, h11.RemoteProtocolError) and exc.error_status_hint == 431:
+            self._refuse(
+                "headers_too_large", f"request head over {self.limits.max_header_bytes} bytes"
+            )
+        else:
+            self._refuse("malformed", "invalid HTTP request")
+
+    # --- deadlines ----------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        """Arm, move or cancel the deadline for the state of the request being received."""
+        if self.transport.is_closing():
+            self._disarm()
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            # between requests uvicorn's keep-alive timer runs until the first byte arrives
+            if self._waiting_for != "head" and self.timeout_keep_alive_task is None:
+                self._arm("head", self.limits.header_timeout)
+        elif state is h11.SEND_BODY:
+            if self._waiting_for != "body":
+                self._arm("body", self.limits.body_timeout)
+        else:  # the whole request is in (or the connection is done with)
+            self._disarm()
+
+    def _arm(self, what: str, seconds: float) -> None:
+        self._disarm()
+        self._waiting_for = what
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._waiting_for = ""
+
+    def _expired(self) -> None:
+        what = self._waiting_for
+        self._deadline, self._waiting_for = None, ""
+        if self.transport.is_closing():
+            return
+        if what == "head":
+            if self.conn.trailing_data[0]:  # part of a head: tell the client why
+                self._refuse("request_timeout", "request head not received in time")
+            else:  # nothing sent: just close
+                self._close()
+            return
+        cycle = self.cycle
+        answered = cycle is not None and cycle.response_started
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the application reads a disconnect, writes nothing
+            cycle.message_event.set()
+        if answered:
+            self._close()
+        else:
+            self._refuse("request_timeout", "request body not received in time")
+
+    # --- refusals -----------------------------------------------------------------------
+
+    def _refuse(self, code: str, detail: str) -> None:
+        """Write a closing problem response (outside any ASGI cycle) and close."""
+        self.transport.write(raw_problem(code, detail))
+        self._close()
+
+    def _close(self) -> None:
+        self._disarm()
+        self.transport.close()
+
+    def _warn_refusal(self) -> None:
+        now = time.monotonic()
+        if now - EdgeProtocol._last_refusal_warning >= _WARN_EVERY:
+            EdgeProtocol._last_refusal_warning = now
+            log.warning("connection refused: too many open connections", extra={"cap": self.cap})
+
+
+def trusted_proxy_list(entries: list[str]) -> list[str]:
+    """The ``trusted_proxies`` entries, each checked to be an IP address or a CIDR network.
+
+    uvicorn would take anything else as a literal host name that never matches, silently;
+    a typo here must stop the service instead.
+    """
+    checked = []
+    for entry in entries:
+        text = entry.strip()
+        try:
+            if "/" in text:
+                ipaddress.ip_network(text, strict=False)
+            else:
+                ipaddress.ip_address(text)
+        except ValueError:
+            raise ValueError(
+                f"trusted_proxies: {entry!r} is not an IP address or CIDR network"
+            ) from None
+        checked.append(text)
+    return checked
+
+
+def uvicorn_config(
+    app_or_import_string: Any,
+    settings: ServiceSettings,
+    *,
+    factory: bool = False,
+    host: str | None = None,
+    port: int | None = None,
+) -> uvicorn.Config:
+    """The uvicorn config of the service with every edge setting of ``settings`` applied.
+
+    ``host`` and ``port`` default to the settings'. Serve it with ``uvicorn.Server(config)``
+    or ``run_workers(config, n)`` (then the app must be an import string).
+    """
+    proxies = trusted_proxy_list(settings.trusted_proxies)
+    limits = EdgeLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        keep_alive_timeout=settings.keep_alive_timeout,
+        max_connections=settings.max_connections,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    return EdgeConfig(
+        app_or_import_string,
+        edge=limits,
+        factory=factory,
+        host=settings.host if host is None else host,
+        port=settings.port if port is None else port,
+        http=EdgeProtocol,
+        ws="none",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=max(1, math.ceil(settings.keep_alive_timeout)),  # exact: protocol
+        limit_concurrency=None,  # the cap is enforced as connections open (EdgeProtocol)
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or "",
+        access_log=False,  # the app's Edge writes the access log ("qev.access")
+        log_config=None,  # logging is configured by the command (qev.logs), not uvicorn
+        log_level=settings.log_level.lower(),
+    )
+
+
+__all__ = [
+    "EdgeConfig",
+    "EdgeLimits",
+    "EdgeProtocol",
+    "connection_cap",
+    "trusted_proxy_list",
+    "uvicorn_config",
+]
