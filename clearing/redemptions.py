@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+from clearing.errors import RateLimitedError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +78,23 @@ class CachedRedemptions:
         self._lock = threading.Lock()
         self._entries: OrderedDict[int, tuple[float, RedemptionInfo | None]] = OrderedDict()
 
-    def redemption(self, redemption_id: int) -> RedemptionInfo | None:
-        """The request, from the cache while fresh, else from the reader."""
+    def cached(self, redemption_id: int) -> tuple[bool, RedemptionInfo | None]:
+        """``(True, answer)`` while a fresh answer is remembered, else ``(False, None)``;
+        never reads (intake asks this on the event loop before deciding to read)."""
         now = self._clock()
         with self._lock:
             hit = self._entries.get(redemption_id)
             if hit is not None and hit[0] > now:
                 self._entries.move_to_end(redemption_id)
-                return hit[1]
+                return True, hit[1]
+        return False, None
+
+    def redemption(self, redemption_id: int) -> RedemptionInfo | None:
+        """The request, from the cache while fresh, else from the reader."""
+        hit, cached = self.cached(redemption_id)
+        if hit:
+            return cached
+        now = self._clock()
         info = self._reader.redemption(redemption_id)
         expires = now + (self._ttl if info is not None else self._negative_ttl)
         with self._lock:
@@ -89,4 +105,91 @@ class CachedRedemptions:
         return info
 
 
-__all__ = ["CachedRedemptions", "InMemoryRedemptions", "RedemptionInfo", "RedemptionReader"]
+class _Slots:
+    """One client's share of ``ChainReads``: a semaphore and who holds or waits for it."""
+
+    __slots__ = ("semaphore", "users")
+
+    def __init__(self, per_client: int) -> None:
+        self.semaphore = asyncio.Semaphore(per_client)
+        self.users = 0  # calls waiting or running, plus reads still running after a timeout
+
+
+class ChainReads:
+    """Blocking chain reads on a bounded thread pool of their own, shared fairly by clients.
+
+    Each client address may have ``per_client`` reads running; its further reads wait (up
+    to their timeout) for one of its own to finish, and past ``per_client + max_waiting``
+    it is refused ``rate_limited`` at once. So a client's slow or junk look-ups never hold
+    more than ``per_client`` of the ``threads`` and never queue ahead of another client's
+    read while a thread is free; nothing else (FastAPI's sync routes, the default executor)
+    shares this pool. A read that outlives its timeout keeps its slot until its thread
+    returns (the reader's own RPC timeout bounds that), so timeouts cannot be used to run
+    more than ``per_client`` reads at once. Used from one event loop.
+    """
+
+    def __init__(self, threads: int = 16, per_client: int = 4, max_waiting: int = 64) -> None:
+        self._threads, self._per_client, self._max_waiting = threads, per_client, max_waiting
+        self._pool: ThreadPoolExecutor | None = None
+        self._clients: dict[str, _Slots] = {}
+
+    def in_use(self, client: str) -> int:
+        """Reads of ``client`` running or waiting (0 once all have finished)."""
+        slots = self._clients.get(client)
+        return 0 if slots is None else slots.users
+
+    async def run(self, client: str, timeout: float, read: Callable[[], T]) -> T:
+        """``read()`` on the pool within ``timeout`` seconds (``TimeoutError`` beyond)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        slots = self._clients.get(client)
+        if slots is None:
+            slots = self._clients[client] = _Slots(self._per_client)
+        if slots.users >= self._per_client + self._max_waiting:
+            raise RateLimitedError("too many chain look-ups in flight for this client")
+        slots.users += 1
+        try:
+            await asyncio.wait_for(slots.semaphore.acquire(), max(0.0, deadline - loop.time()))
+        except BaseException:
+            self._leave(client, slots)
+            raise
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="qev-chain-read")
+        try:
+            future: Future[T] = self._pool.submit(read)
+        except BaseException:
+            slots.semaphore.release()
+            self._leave(client, slots)
+            raise
+
+        def release() -> None:
+            slots.semaphore.release()
+            self._leave(client, slots)
+
+        def done(_: Future[T]) -> None:  # on the read's thread (or the loop's, if cancelled)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(release)
+
+        # The slot is given back when the read returns, not when its caller stops waiting;
+        # a read still queued when its caller gives up is cancelled and never runs.
+        future.add_done_callback(done)
+        return await asyncio.wait_for(asyncio.wrap_future(future), max(0.0, deadline - loop.time()))
+
+    def _leave(self, client: str, slots: _Slots) -> None:
+        slots.users -= 1
+        if slots.users == 0 and self._clients.get(client) is slots:
+            del self._clients[client]
+
+    def close(self) -> None:
+        """Stop the pool (reads not started are dropped; running ones finish on their own)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = [
+    "CachedRedemptions",
+    "ChainReads",
+    "InMemoryRedemptions",
+    "RedemptionInfo",
+    "RedemptionReader",
+]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,14 +9,28 @@ from typing import Any
 import orjson
 
 from clearing.api.keys import AuctionKeys
+from clearing.api.ratelimit import LookupBudget
 from clearing.calendar import AuctionCalendar
 from clearing.documents import book_document, history_document, history_entry, signed_book
 from clearing.eip712 import Eip712Domain
+from clearing.errors import (
+    AuctionClosedError,
+    AuctionNotClosedError,
+    ChainReadError,
+    KeyNotRevealedError,
+    MalformedError,
+    NotClearedError,
+    NotControllerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    SignatureError,
+    UnknownAuctionError,
+)
 from clearing.hexcodec import from_hex, parse_address, parse_uint, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
 from clearing.model import Envelope, cancel_digest
 from clearing.receipts import Receipt, ReceiptKind
-from clearing.redemptions import RedemptionReader
+from clearing.redemptions import CachedRedemptions, ChainReads, RedemptionInfo, RedemptionReader
 from clearing.signing import Signer, recover_address
 from clearing.store.artifacts import (
     ALLOCATION_TREE,
@@ -39,19 +52,6 @@ from clearing.store.base import (
     Result,
     StoredBid,
 )
-from qev.errors import (
-    AuctionClosedError,
-    AuctionNotClosedError,
-    ChainReadError,
-    KeyNotRevealedError,
-    MalformedError,
-    NotClearedError,
-    NotControllerError,
-    NotFoundError,
-    PayloadTooLargeError,
-    SignatureError,
-    UnknownAuctionError,
-)
 
 
 @dataclass
@@ -69,6 +69,10 @@ class ServiceDeps:
     min_ciphertext: int = 368
     max_ciphertext: int = 1024
     chain_read_timeout: float = 3.0  # seconds a bid waits for its controller lookup
+    # chain reads of uncached controllers per client per auction (None: unlimited)
+    lookup_budget: LookupBudget | None = None
+    chain_read_threads: int = 16  # the controller look-ups' own thread pool
+    chain_reads_per_client: int = 4  # look-ups of one client running at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,12 @@ class ClearingService:
         # Auctions whose book the keeper froze: a freeze is never undone, so once the store
         # refused a write for one, later writes are refused without a chain read or a batch.
         self._frozen: set[int] = set()
+        # Blocking controller reads run on a pool of their own, a few per client at a time.
+        self._reads = ChainReads(deps.chain_read_threads, deps.chain_reads_per_client)
+
+    def close(self) -> None:
+        """Stop the chain read pool (the app's shutdown)."""
+        self._reads.close()
 
     # --- auctions ---------------------------------------------------------------
 
@@ -171,12 +181,42 @@ class ClearingService:
             raise
         return ack
 
-    def _require_controller(self, redemption_id: int, controller: bytes) -> None:
+    def _read_redemption(self, redemption_id: int) -> RedemptionInfo | None:
         try:
-            info = self.d.redemptions.redemption(redemption_id)
+            return self.d.redemptions.redemption(redemption_id)
         except Exception as e:  # any reader failure is a retryable chain read
             # the upstream text may name the RPC URL (with its API key): never repeat it
             raise ChainReadError(f"cannot read redemption {redemption_id} from the chain") from e
+
+    async def _redemption(
+        self, auction_id: int, redemption_id: int, client: str
+    ) -> RedemptionInfo | None:
+        """The request, from the cache, else read from the chain: charged to ``client``'s
+        budget for ``auction_id`` first, then on the chain read pool, within the timeout."""
+        reader = self.d.redemptions
+        if not reader.blocking:
+            return self._read_redemption(redemption_id)
+        if isinstance(reader, CachedRedemptions):
+            hit, info = reader.cached(redemption_id)
+            if hit:
+                return info
+        if self.d.lookup_budget is not None:
+            # the budget renews with the next auction (this one closes at auction_id)
+            self.d.lookup_budget.charge(client, auction_id, auction_id - self.d.clock())
+        try:
+            return await self._reads.run(
+                client, self.d.chain_read_timeout, lambda: self._read_redemption(redemption_id)
+            )
+        except TimeoutError:
+            raise ChainReadError(
+                f"the controller of redemption {redemption_id} could not be read "
+                f"within {self.d.chain_read_timeout:g} s"
+            ) from None
+
+    @staticmethod
+    def _require_controller(
+        redemption_id: int, controller: bytes, info: RedemptionInfo | None
+    ) -> None:
         if info is None or info.controller != controller:
             raise NotControllerError(
                 f"{to_checksum_address(controller)} is not the controller of redemption "
@@ -206,10 +246,13 @@ class ClearingService:
         auction_id: int,
         body: dict[str, str],
         admit: Callable[[bytes], None] | None = None,
+        *,
+        client: str = "unknown",
     ) -> Acknowledged:
         """Store a sealed bid durably and return its signed receipt.
 
-        ``admit(controller)`` runs once the signature verifies (a rate limit raises there).
+        ``admit(controller)`` runs once the signature verifies (a rate limit raises there);
+        ``client`` (the peer's address) is charged for any chain read of the controller.
         """
         now = self.d.clock()
         self._require_open(auction_id, now)
@@ -219,21 +262,8 @@ class ClearingService:
         )
         if admit is not None:
             admit(envelope.controller)
-        if self.d.redemptions.blocking:
-            try:
-                await asyncio.wait_for(
-                    asyncio.to_thread(
-                        self._require_controller, envelope.redemption_id, envelope.controller
-                    ),
-                    self.d.chain_read_timeout,
-                )
-            except TimeoutError:
-                raise ChainReadError(
-                    f"the controller of redemption {envelope.redemption_id} could not be read "
-                    f"within {self.d.chain_read_timeout:g} s"
-                ) from None
-        else:
-            self._require_controller(envelope.redemption_id, envelope.controller)
+        info = await self._redemption(auction_id, envelope.redemption_id, client)
+        self._require_controller(envelope.redemption_id, envelope.controller, info)
         # A slow chain read may have outlived the window: check the clock again. Past this
         # point the store's freeze fence decides, atomically, inside the write batch.
         self._require_open(auction_id, self.d.clock())
