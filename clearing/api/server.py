@@ -8,19 +8,16 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from clearing.api.app import create_app
-from clearing.api.keys import (
-    DerivedAuctionKeys,
-    StoredAuctionKeys,
-    read_key,
-    service_signer,
-)
-from clearing.api.ratelimit import TokenBuckets
+from clearing.api.keys import DerivedAuctionKeys, StoredAuctionKeys
+from clearing.api.ratelimit import LookupBudget, TokenBuckets
 from clearing.api.service import ClearingService, ServiceDeps
 from clearing.api.settings import ServiceSettings
 from clearing.calendar import AuctionCalendar
 from clearing.eip712 import Eip712Domain
 from clearing.hexcodec import parse_address
+from clearing.keyfiles import read_account_key, read_key
 from clearing.redemptions import CachedRedemptions, RedemptionReader
+from clearing.signing import Signer
 from clearing.store import open_store
 from clearing.store.base import BidStore
 from clearing.store.group_commit import GroupCommitter
@@ -32,9 +29,24 @@ def build_app(
     *,
     store: BidStore | None = None,
     clock: Callable[[], int] | None = None,
+    chain_probe: Callable[[], None] | None = None,
+    access_log: bool | None = None,
 ) -> FastAPI:
-    """The service app for ``settings`` (the store is opened and migrated here)."""
-    store = store or open_store(settings.store_url)
+    """The service app for ``settings`` (the store is opened and migrated here).
+
+    ``chain_id``, ``settlement`` and ``genesis`` must be set (``qev serve`` reads and checks
+    them against the chain first); the receipt key must exist (``qev keys``).
+    ``chain_probe``: a cheap chain read that ``/readyz`` makes (503 ``chain_unavailable``
+    when it raises or hangs). ``access_log`` overrides ``settings.access_log``. Serve the
+    app with ``clearing.api.edge_limits.uvicorn_config`` (the connection-level limits).
+    """
+    settings.require("chain_id", "settlement", "genesis")
+    assert settings.chain_id is not None and settings.genesis is not None  # for mypy
+    assert settings.settlement is not None
+    signer = Signer(
+        read_account_key(settings.service_key_file, settings.passphrase(), "receipt signing key")
+    )
+    store = store or open_store(settings.store())
     store.migrate()
     committer = GroupCommitter(
         store,
@@ -56,7 +68,7 @@ def build_app(
             else redemptions
         ),
         keys=keys,
-        signer=service_signer(settings.service_key_file),
+        signer=signer,
         calendar=AuctionCalendar(settings.genesis, settings.window),
         domain=Eip712Domain(
             settings.domain_name(),
@@ -68,17 +80,20 @@ def build_app(
         min_ciphertext=settings.min_ciphertext_bytes,
         max_ciphertext=settings.max_ciphertext_bytes,
         chain_read_timeout=settings.chain_read_timeout,
+        lookup_budget=LookupBudget(settings.controller_lookup_budget),
     )
+    service = ClearingService(deps)
 
     async def start() -> None:
         committer.start()
 
     async def stop() -> None:
         committer.stop()
+        service.close()
         store.close()
 
     return create_app(
-        ClearingService(deps),
+        service,
         max_body=settings.max_body_bytes,
         client_limit=TokenBuckets(settings.client_rate, settings.client_burst, time.monotonic),
         controller_limit=TokenBuckets(
@@ -86,6 +101,8 @@ def build_app(
         ),
         on_startup=start,
         on_shutdown=stop,
+        access_log=settings.access_log if access_log is None else access_log,
+        chain_probe=chain_probe,
     )
 
 
