@@ -1,0 +1,80 @@
+"""The web page's tests: a real service (uvicorn) serving the committed bundle.
+
+``web_app`` builds the service as ``qev serve`` does (``build_app``) on SQLite with an
+in-memory redemption reader, and serves the page with ``install_webpage``, which is how
+``clearing.api.server.build_app`` is to wire it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from clearing.api.server import build_app
+from clearing.api.settings import ServiceSettings
+from clearing.api.webpage import install_webpage
+from clearing.keyfiles import create_key
+from clearing.redemptions import InMemoryRedemptions, RedemptionInfo
+from clearing.signing import Signer
+from tests.conftest import make_key
+from tests.integration.conftest import AUCTION, GENESIS, SETTLEMENT, Clock, start_server
+
+E18 = 10**18
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "browser: drives Debian's headless Chromium (scripts/install-chromium)"
+    )
+
+
+@dataclass
+class WebService:
+    url: str
+    app: Any
+    clock: Clock
+    holder: Signer
+    redemptions: InMemoryRedemptions
+
+
+def service_settings(tmp_path: Path, **extra: Any) -> ServiceSettings:
+    create_key(tmp_path / "service.key", "receipt signing key")
+    create_key(tmp_path / "master.key", "master secret")
+    return ServiceSettings(
+        store_url=f"sqlite:///{tmp_path / 'qev.db'}",
+        chain_id=31337,
+        settlement=SETTLEMENT,
+        genesis=GENESIS,
+        service_key_file=tmp_path / "service.key",
+        master_secret_file=tmp_path / "master.key",
+        **extra,
+    )
+
+
+@pytest.fixture
+def web_app(tmp_path: Path) -> Iterator[Callable[..., WebService]]:
+    """``web_app(cors_origins=..., web_rpc_url=...)``: a running service with the page."""
+    servers: list[Any] = []
+
+    def start(**web: Any) -> WebService:
+        settings = service_settings(tmp_path / f"s{len(servers)}")
+        holder = Signer(make_key("web-holder"))
+        redemptions = InMemoryRedemptions()
+        redemptions.add(RedemptionInfo(7, holder.address, 100 * E18, AUCTION - 86_400))
+        clock = Clock(AUCTION - 3600)
+        app = build_app(settings, redemptions, clock=clock, access_log=False)
+        # the settings the page reads (until ServiceSettings has them: getattr defaults)
+        install_webpage(app, SimpleNamespace(**web))
+        url, server, thread = start_server(app)
+        servers.append((server, thread))
+        return WebService(url, app, clock, holder, redemptions)
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
