@@ -84,7 +84,11 @@ class KeeperConfig:
 
 @dataclass
 class CloseReport:
-    """What one ``close_auction`` call did (steps already done are listed as skipped)."""
+    """What one ``close_auction`` call did (steps already done are listed as skipped).
+
+    ``on_step(name, done)`` (optional) hears each step as it ends, before the later steps
+    run, so a close that fails half-way still reports the steps it finished.
+    """
 
     auction_id: int
     done: list[str] = field(default_factory=list)
@@ -92,6 +96,7 @@ class CloseReport:
     gas: dict[str, int] = field(default_factory=dict)
     serviced_shares: int = 0
     claimed: int = 0
+    on_step: Callable[[str, bool], None] | None = field(default=None, repr=False, compare=False)
 
 
 class Keeper:
@@ -154,9 +159,11 @@ class Keeper:
 
     # --- window close -------------------------------------------------------------
 
-    def close_auction(self, auction_id: int) -> CloseReport:
-        """Run (or finish) every close step for ``auction_id``."""
-        report = CloseReport(auction_id)
+    def close_auction(
+        self, auction_id: int, *, on_step: Callable[[str, bool], None] | None = None
+    ) -> CloseReport:
+        """Run (or finish) every close step for ``auction_id``; ``on_step`` hears each step."""
+        report = CloseReport(auction_id, on_step=on_step)
         _, now = self.chain.latest_block()
         if now < auction_id:
             raise KeeperStateError(f"auction {auction_id} is still open on chain (now {now})")
@@ -172,6 +179,8 @@ class Keeper:
 
     def _step(self, report: CloseReport, name: str, done: bool) -> None:
         (report.done if done else report.skipped).append(name)
+        if report.on_step is not None:
+            report.on_step(name, done)
 
     def _frozen_book(self, auction_id: int, report: CloseReport) -> dict[str, Any]:
         """Freeze intake in the store (the fence), then write the frozen book document."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from keeper.tx import TxReceiptInfo, TxSender
+from keeper.tx import PROGRESS_EVERY, TxReceiptInfo, TxSender
 
 
 class RetryingSender:
@@ -19,6 +21,19 @@ class RetryingSender:
     def address(self) -> str:
         """The lane's account."""
         return self.tx.address
+
+    @property
+    def lane(self) -> str | None:
+        """The lane's name in log records and metrics (``urgent``, ``housekeeping``), if set."""
+        return self.tx.lane
+
+    @lane.setter
+    def lane(self, name: str | None) -> None:
+        self.tx.lane = name
+
+    def oldest_pending_age(self) -> float:
+        """Seconds the oldest unconfirmed transaction of the lane has been out (0.0: none)."""
+        return self.tx.oldest_pending_age()
 
     def simulate(self, fn: Any, *, block: int | str = "pending") -> bytes:
         """``eth_call`` from the lane's account at ``block``; raises SimulationRevertError."""
@@ -39,8 +54,12 @@ def make_sender(
     poll_interval: float = 0.05,
     stuck_after: float = 30.0,
     deadline: float = 600.0,
+    lane: str | None = None,
+    progress_every: float = PROGRESS_EVERY,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RetryingSender:
-    """A retrying sender for ``account`` on ``w3``'s chain."""
+    """A retrying sender for ``account`` on ``w3``'s chain (``lane`` names it in logs)."""
     tx = TxSender(
         w3,
         account,
@@ -49,6 +68,10 @@ def make_sender(
         poll_interval=poll_interval,
         stuck_after=stuck_after,
         deadline=deadline,
+        lane=lane,
+        progress_every=progress_every,
+        clock=clock,
+        sleep=sleep,
     )
     return RetryingSender(tx)
 

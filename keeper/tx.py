@@ -10,6 +10,12 @@ the transaction is handled by re-sending the same signed bytes and waiting again
 One sender per account, one transaction in flight at a time (``send`` holds a lock); urgent
 and housekeeping work use separate accounts (DESIGN 7). The private key stays inside the
 ``LocalAccount``: only signed bytes go to the node, and nothing here logs key material.
+
+Logging (logger ``qev.keeper.tx``, stdlib only): every record carries the caller's context
+set with :func:`log_context` (the loop sets ``auction_id`` and ``duty``) plus its own fields
+as ``extra``. While a transaction waits, "waiting for confirmations" is logged at INFO once
+at send and then every ``progress_every`` seconds (by the injectable clock), with
+``tx_hash``, ``nonce``, ``lane``, ``confirmations`` (have), ``needed`` and ``waited_s``.
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -49,7 +58,46 @@ from keeper.fees import BPS, FeePolicy, Fees, bump, fees_from_history
 log = logging.getLogger("qev.keeper.tx")
 
 MIN_FEE_BUMP_BPS = 1250  # DESIGN 7: >= 12.5% (geth needs 10% on both fee fields)
+PROGRESS_EVERY = 10.0  # seconds between two "waiting for confirmations" records
 _KNOWN = ("already known", "known transaction", "alreadyknown")
+
+# --- log context ---------------------------------------------------------------------
+
+_CONTEXT: ContextVar[Mapping[str, object]] = ContextVar(
+    "qev_keeper_log_context", default=MappingProxyType({})
+)
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add ``fields`` (e.g. ``auction_id``, ``duty``) to every keeper record logged inside."""
+    token = _CONTEXT.set(MappingProxyType({**_CONTEXT.get(), **fields}))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def log_fields(**fields: object) -> dict[str, object]:
+    """The current log context with ``fields`` on top: an ``extra`` for a logging call."""
+    return {**_CONTEXT.get(), **fields}
+
+
+class LogContextFilter(logging.Filter):
+    """Copies the :func:`log_context` fields onto each record that does not set them itself.
+
+    Attached to the keeper's loggers (``qev.keeper.tx`` here, ``qev.keeper`` by the loop), so
+    records logged by code that knows nothing of the context still carry it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _CONTEXT.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+log.addFilter(LogContextFilter())
 
 
 @dataclass(frozen=True)
@@ -96,9 +144,12 @@ class _Flight:
     label: str
     request: TxRequest
     gas: int
+    first_sent_at: float  # sender's clock: the first broadcast at this nonce (pending age)
     sent: list[_Sent] = field(default_factory=list)
     floor: Fees | None = None  # the next broadcast must beat this (highest fees tried)
     unaffordable: bool = False  # a bump failed for lack of funds: only re-broadcast now
+    waiting_since: float = 0.0  # sender's clock: when this send started waiting
+    progress_at: float = 0.0  # sender's clock: the last "waiting for confirmations" record
 
     def hashes(self) -> tuple[str, ...]:
         return tuple(s.tx_hash for s in self.sent)
@@ -138,6 +189,8 @@ class TxSender:
     the last broadcast) triggers a same-nonce replacement with both fees raised by at least
     ``fee_bump_bps``; at most ``max_replacements`` of them. ``deadline`` bounds one ``send``
     (inclusion and confirmations; a reorg grants a fresh one). ``clock``/``sleep`` are injectable.
+    ``lane`` names the sender in its log records; ``progress_every`` is the interval of the
+    "waiting for confirmations" records.
     """
 
     def __init__(
@@ -159,6 +212,8 @@ class TxSender:
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        lane: str | None = None,
+        progress_every: float = PROGRESS_EVERY,
     ) -> None:
         if fee_bump_bps < MIN_FEE_BUMP_BPS:
             raise ValueError(f"fee_bump_bps must be >= {MIN_FEE_BUMP_BPS} (12.5%)")
@@ -187,6 +242,8 @@ class TxSender:
         self.poll_interval = poll_interval
         self._clock = clock
         self._sleep = sleep
+        self.lane = lane
+        self.progress_every = progress_every
         self._lock = threading.RLock()
         self._chain_checked = False
         self._in_flight: dict[int, _Flight] = {}
@@ -203,6 +260,18 @@ class TxSender:
     def in_flight(self) -> dict[int, tuple[str, ...]]:
         """Nonces sent but not confirmed (e.g. after a deadline), with their hashes."""
         return {n: f.hashes() for n, f in self._in_flight.items()}
+
+    def oldest_pending_age(self) -> float:
+        """Seconds since the first broadcast at the oldest nonce not yet confirmed (0.0: none).
+
+        Covers the send being waited for right now and any nonce left behind by a deadline.
+        Reads without the send lock (a metrics scrape runs while ``send`` waits); the copy of
+        the values is atomic under the GIL.
+        """
+        flights = list(self._in_flight.values())
+        if not flights:
+            return 0.0
+        return max(0.0, self._clock() - min(f.first_sent_at for f in flights))
 
     # --- public steps ------------------------------------------------------------
 
@@ -306,6 +375,7 @@ class TxSender:
                     e.code,
                     e,
                     delay,
+                    extra=self._fields(label=label, attempt=attempt, code=e.code),
                 )
                 self._sleep(delay)
                 delay = min(delay * 2, max_backoff)
@@ -329,10 +399,12 @@ class TxSender:
                 tx = TypedTransaction.from_bytes(HexBytes(info.raw_transaction)).as_dict()
                 req = TxRequest(_hex(tx["to"]), bytes(tx["data"]), int(tx["value"]))
                 fees = Fees(int(tx["maxFeePerGas"]), int(tx["maxPriorityFeePerGas"]))
-                flight = _Flight(info.nonce, info.label, req, int(tx["gas"]))
+                now = self._clock()
+                flight = _Flight(info.nonce, info.label, req, int(tx["gas"]), now)
                 flight.sent.append(_Sent(info.tx_hash, info.raw_transaction, fees, req, info.label))
+                flight.waiting_since = flight.progress_at = now
                 self._in_flight[info.nonce] = flight
-                deadline_at = self._clock() + self.deadline
+                deadline_at = now + self.deadline
                 if receipt is None:
                     receipt, winner = self._reinclude(flight, flight.sent[0], deadline_at)
                 else:
@@ -361,7 +433,8 @@ class TxSender:
                     f"nonce {nonce} holds a transaction whose fees cannot be bumped within the caps"
                 )
             fees = fees.at_least(floor)
-        flight = _Flight(nonce, label, req, gas)
+        first_sent_at = previous.first_sent_at if previous is not None else self._clock()
+        flight = _Flight(nonce, label, req, gas, first_sent_at)
         if previous is not None:
             flight.sent = list(previous.sent)  # any of them may still be mined
         sent = self._sign(req, nonce, gas, fees, label)
@@ -374,6 +447,7 @@ class TxSender:
             gas,
             fees.max_fee_per_gas,
             fees.max_priority_fee_per_gas,
+            extra=self._fields(label=label, tx_hash=sent.tx_hash, nonce=nonce, gas=gas),
         )
         try:
             self._broadcast(sent)
@@ -388,7 +462,9 @@ class TxSender:
             flight.sent.append(sent)  # it may have reached the node
             raise
         flight.sent.append(sent)
-        deadline_at = self._clock() + self.deadline
+        flight.waiting_since = self._clock()
+        self._progress(flight, sent.tx_hash, 0, force=True)
+        deadline_at = flight.waiting_since + self.deadline
         receipt, winner = self._wait_mined(flight, deadline_at)
         return self._confirm(flight, receipt, winner, deadline_at, reorgs=0)
 
@@ -477,7 +553,13 @@ class TxSender:
                     self._replace(flight)
                     last_broadcast = self._clock()
             except RpcUnavailableError as e:
-                log.warning("%s: polling failed (%s); still waiting", flight.label or "tx", e)
+                log.warning(
+                    "%s: polling failed (%s); still waiting",
+                    flight.label or "tx",
+                    e,
+                    extra=self._fields(label=flight.label, nonce=flight.nonce),
+                )
+            self._progress(flight, flight.sent[-1].tx_hash, 0)
             if self._clock() >= deadline_at:
                 raise DeadlineExceededError(
                     f"{flight.label or 'tx'}: nonce {flight.nonce} not mined before the deadline"
@@ -495,7 +577,11 @@ class TxSender:
             return
         bumped = bump(flight.top(), self.fee_bump_bps, self.fee_policy)
         if bumped is None:
-            log.warning("%s: fee caps reached; re-broadcasting instead of bumping", label)
+            log.warning(
+                "%s: fee caps reached; re-broadcasting instead of bumping",
+                label,
+                extra=self._fields(label=flight.label, nonce=flight.nonce),
+            )
             self._rebroadcast(flight.sent[-1])
             return
         try:
@@ -506,13 +592,23 @@ class TxSender:
         try:
             self._broadcast(sent)
         except UnderpricedError as e:
-            log.warning("%s: replacement refused (%s); will bump again", label, e)
+            log.warning(
+                "%s: replacement refused (%s); will bump again",
+                label,
+                e,
+                extra=self._fields(label=flight.label, nonce=flight.nonce),
+            )
             flight.floor = fees
             return
         except NonceTooLowError:
             return  # something was mined at the nonce: the next poll finds out what
         except InsufficientFundsError as e:
-            log.warning("%s: cannot afford the bump (%s); waiting on what was sent", label, e)
+            log.warning(
+                "%s: cannot afford the bump (%s); waiting on what was sent",
+                label,
+                e,
+                extra=self._fields(label=flight.label, nonce=flight.nonce),
+            )
             flight.unaffordable = True  # the transactions already sent stay valid
             return
         log.info(
@@ -522,6 +618,7 @@ class TxSender:
             sent.tx_hash,
             fees.max_fee_per_gas,
             fees.max_priority_fee_per_gas,
+            extra=self._fields(label=flight.label, tx_hash=sent.tx_hash, nonce=flight.nonce),
         )
         flight.sent.append(sent)
 
@@ -545,25 +642,47 @@ class TxSender:
         """Wait for the confirmations, then check the receipt's block is still canonical."""
         label = flight.label or "tx"
         while True:
+            have = 0
             try:
                 head = int(self.w3.eth.block_number)
-                if head >= int(receipt["blockNumber"]) + self.confirmations - 1:
+                have = max(0, head - int(receipt["blockNumber"]) + 1)
+                if have >= self.confirmations:
                     fresh = self._receipt(winner.tx_hash)
                     if fresh is None or fresh.get("blockHash") is None:
                         reorgs += 1
-                        log.warning("%s: %s dropped by a reorg; re-sending", label, winner.tx_hash)
+                        log.warning(
+                            "%s: %s dropped by a reorg; re-sending",
+                            label,
+                            winner.tx_hash,
+                            extra=self._fields(
+                                label=flight.label, tx_hash=winner.tx_hash, nonce=flight.nonce
+                            ),
+                        )
                         deadline_at = max(deadline_at, self._clock() + self.deadline)
                         receipt, winner = self._reinclude(flight, winner, deadline_at)
                         continue
                     if _hex(fresh["blockHash"]) != _hex(receipt["blockHash"]):
                         reorgs += 1
-                        log.warning("%s: %s moved by a reorg", label, winner.tx_hash)
+                        log.warning(
+                            "%s: %s moved by a reorg",
+                            label,
+                            winner.tx_hash,
+                            extra=self._fields(
+                                label=flight.label, tx_hash=winner.tx_hash, nonce=flight.nonce
+                            ),
+                        )
                         receipt = fresh
                         continue
                     if self._canonical(fresh):
                         return self._finish(flight, fresh, winner, reorgs)
             except RpcUnavailableError as e:
-                log.warning("%s: polling failed (%s); still confirming", label, e)
+                log.warning(
+                    "%s: polling failed (%s); still confirming",
+                    label,
+                    e,
+                    extra=self._fields(label=flight.label, nonce=flight.nonce),
+                )
+            self._progress(flight, winner.tx_hash, min(have, self.confirmations))
             if self._clock() >= deadline_at:
                 raise DeadlineExceededError(
                     f"{label}: {winner.tx_hash} not confirmed before the deadline",
@@ -605,8 +724,58 @@ class TxSender:
             info.tx_hash,
             block_number,
             info.gas_used,
+            extra=self._fields(
+                label=info.label,
+                tx_hash=info.tx_hash,
+                nonce=info.nonce,
+                block=block_number,
+                gas_used=info.gas_used,
+                confirmations=self.confirmations,
+            ),
         )
         return info
 
+    # --- logging -----------------------------------------------------------------
 
-__all__ = ["MIN_FEE_BUMP_BPS", "TxReceiptInfo", "TxRequest", "TxSender", "as_request"]
+    def _fields(self, **fields: object) -> dict[str, object]:
+        """``extra`` for a record: the log context, the lane (if known), then ``fields``."""
+        lane = {} if self.lane is None else {"lane": self.lane}
+        return log_fields(**lane, **fields)
+
+    def _progress(self, flight: _Flight, tx_hash: str, have: int, *, force: bool = False) -> None:
+        """Log "waiting for confirmations" if forced or ``progress_every`` has passed."""
+        now = self._clock()
+        if not force and now - flight.progress_at < self.progress_every:
+            return
+        flight.progress_at = now
+        waited = max(0.0, now - flight.waiting_since)
+        log.info(
+            "waiting for confirmations %d/%d after %.0f s: %s %s nonce=%d",
+            have,
+            self.confirmations,
+            waited,
+            flight.label or "tx",
+            tx_hash,
+            flight.nonce,
+            extra=self._fields(
+                label=flight.label,
+                tx_hash=tx_hash,
+                nonce=flight.nonce,
+                confirmations=have,
+                needed=self.confirmations,
+                waited_s=round(waited, 3),
+            ),
+        )
+
+
+__all__ = [
+    "MIN_FEE_BUMP_BPS",
+    "PROGRESS_EVERY",
+    "LogContextFilter",
+    "TxReceiptInfo",
+    "TxRequest",
+    "TxSender",
+    "as_request",
+    "log_context",
+    "log_fields",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from keeper.errors import (
     SimulationRevertError,
 )
 from keeper.fees import GWEI, FeePolicy, Fees
-from keeper.tx import TxReceiptInfo, TxRequest, TxSender
+from keeper.tx import TxReceiptInfo, TxRequest, TxSender, log_context, log_fields
 
 from .conftest import Chain, FakeClock
 
@@ -299,3 +300,54 @@ def test_retryable_error_is_qev_error() -> None:
     from clearing.errors import QevError
 
     assert issubclass(RetryableError, QevError)
+
+
+def test_progress_records_while_confirming(
+    chain: Chain, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three confirmations, a block every 15 s or so: a record at send and one every 10 s,
+    each with the hash, nonce, lane, confirmations had and needed, the seconds waited, and
+    the caller's log context; the pending age grows meanwhile and is 0 once confirmed."""
+    tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    sender = make_sender(chain, fake_clock, confirmations=3, poll_interval=1.0, lane="urgent")
+    ages: list[float] = []
+
+    def on_sleep(now: float) -> None:
+        ages.append(sender.oldest_pending_age())
+        if now in (14.0, 24.0):
+            tester.mine_blocks(1)
+
+    fake_clock.on_sleep = on_sleep
+    caplog.set_level(logging.INFO, logger="qev.keeper.tx")
+    with log_context(auction_id=1_767_225_600, duty="close"):
+        info = sender.send(chain.token.functions.mint(chain.other, 5), label="mint")
+    waits = [r for r in caplog.records if r.getMessage().startswith("waiting for confirmations")]
+    assert [(r.confirmations, r.needed, r.waited_s) for r in waits] == [  # type: ignore[attr-defined]
+        (0, 3, 0.0),  # at send
+        (1, 3, 10.0),  # mined at once, one block
+        (2, 3, 20.0),
+    ]
+    for r in waits:
+        assert (r.name, r.levelno) == ("qev.keeper.tx", logging.INFO)
+        assert (r.tx_hash, r.nonce, r.lane, r.label) == (info.tx_hash, 0, "urgent", "mint")  # type: ignore[attr-defined]
+        assert (r.auction_id, r.duty) == (1_767_225_600, "close")  # type: ignore[attr-defined]
+    assert waits[2].getMessage() == (
+        f"waiting for confirmations 2/3 after 20 s: mint {info.tx_hash} nonce=0"
+    )
+    assert fake_clock.now == 25.0  # confirmed at the third block
+    assert ages[0] == 0.0 and ages[-1] == 24.0  # since the broadcast, by the sender's clock
+    assert sender.oldest_pending_age() == 0.0  # nothing in flight any more
+    (done,) = [r for r in caplog.records if "confirmed" in r.getMessage()]
+    assert (done.auction_id, done.lane, done.tx_hash) == (1_767_225_600, "urgent", info.tx_hash)  # type: ignore[attr-defined]
+
+
+def test_context_outside_log_context_is_empty(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="qev.keeper.tx")
+    logging.getLogger("qev.keeper.tx").info("plain")
+    with log_context(auction_id=5, duty="open"), log_context(duty="close"):
+        logging.getLogger("qev.keeper.tx").info("inner")
+        assert log_fields(step="x") == {"auction_id": 5, "duty": "close", "step": "x"}
+    plain, inner = caplog.records
+    assert not hasattr(plain, "auction_id")
+    assert (inner.auction_id, inner.duty) == (5, "close")  # type: ignore[attr-defined]
+    assert log_fields() == {}
