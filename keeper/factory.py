@@ -74,6 +74,7 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
             stuck_after=settings.stuck_after,
             deadline=settings.tx_deadline,
             poll_interval=1.0,
+            lane=lane,
         )
         for lane, path in (
             ("urgent", settings.urgent_key_file),

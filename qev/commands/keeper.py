@@ -27,7 +27,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "close":
         if args.auction is None:
             raise SystemExit("qev keeper close: --auction T is required")
-        report = keeper.close_auction(args.auction)
+        from keeper.tx import log_context
+
+        with log_context(auction_id=args.auction, duty="close"):
+            report = keeper.close_auction(args.auction)
         print(f"auction {args.auction}: done {report.done}, already done {report.skipped}")
         return 0
     log.info(

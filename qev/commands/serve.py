@@ -63,8 +63,12 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from clearing.api.workers import run_workers
+    from clearing.keyfiles import read_account_key, read_key
 
     settings, _ = resolved_settings(args)  # fail here, in one line, not in a worker
+    read_account_key(settings.service_key_file, settings.passphrase(), "receipt signing key")
+    if settings.master_secret_file is not None:
+        read_key(settings.master_secret_file, "master secret")
     path = config_path(args)
     if path is not None:
         os.environ["QEV_CONFIG"] = str(path)

@@ -284,6 +284,7 @@ def test_qev_serve_workers_read_controllers_from_the_chain(anvil: AnvilEnv, tmp_
     port = _free_port()
     keys = tmp_path / "keys"
     create_key(keys / "master.key", "master secret")  # the service never creates it
+    create_key(keys / "service.key", "receipt signing key")  # nor its receipt key
     env = {
         **os.environ,
         "QEV_RPC_URL": a.url,
