@@ -28,10 +28,16 @@ import {IQEVRegistry} from "./interfaces/IQEVRegistry.sol";
  *
  * QEV hooks (QEV_SETTLEMENT_ROLE): `qevLock` (at settlement: lock the auction's filled shares and move its
  * payout into the settlement contract's escrow), `qevFill` (at claim: remove a leaf's filled shares from the
- * request's pending shares), `qevMintFee` (admin-fee shares). Registry target: `reorderRedemptions`.
+ * request's pending shares), `qevMintFee` (admin-fee shares).
  *
- * Roles: DEFAULT_ADMIN_ROLE, STRATEGY_ADMIN_ROLE (serviceRedemptions, reorderRedemptions),
- * NAV_ADMIN_ROLE (setExternalAssets), QEV_SETTLEMENT_ROLE (qevLock, qevFill, qevMintFee).
+ * Registry target: `reorderRedemptions(T, count)` behaves as USD.AI's draft QEV vault (branch `qev`, 6d4044f0;
+ * docs/PROTOCOL.md 11.3-11.4), hazards included, each marked "DRAFT HAZARD" below; while the registry's last
+ * settled auction has bids not yet reordered, `serviceRedemptions` reverts. The draft vault has no
+ * `balances()`, `genesisTimestamp()` or `qevRedemptionInfo()`: `hideModelViews(true)` makes them revert as a
+ * missing function would, so the keeper can be run against the draft's surface.
+ *
+ * Roles: DEFAULT_ADMIN_ROLE (setQEVRegistry, hideModelViews), STRATEGY_ADMIN_ROLE (serviceRedemptions,
+ * reorderRedemptions), NAV_ADMIN_ROLE (setExternalAssets), QEV_SETTLEMENT_ROLE (qevLock, qevFill, qevMintFee).
  */
 contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
     using SafeERC20 for IERC20;
@@ -73,6 +79,8 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
     uint256 public externalAssets;
     /// @notice Registry-target QEV registry (optional).
     IQEVRegistry public qevRegistry;
+    /// @notice Model only: whether the views the draft vault lacks revert (see hideModelViews).
+    bool public modelViewsHidden;
 
     /*------------------------------------------------------------------------*/
     /* Constructor */
@@ -103,6 +111,7 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
 
     /// @inheritdoc IStakedUSDaiQueue
     function genesisTimestamp() external view returns (uint64) {
+        _modelView();
         return _genesisTimestamp;
     }
 
@@ -127,14 +136,20 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
         return _genesisTimestamp + count * REDEMPTION_WINDOW;
     }
 
-    /// @notice Redemption request and the pending shares ahead of it (scan bounded to 150 requests).
+    /**
+     * @notice Redemption request and the pending shares ahead of it, as the real vault computes them: a walk
+     *         back along `prev` that stops at a request with nothing pending or after 150 requests. Each request
+     *         walked is read whole, as the real vault does, so callers (the registry's postBids reads one per
+     *         bid) pay what they would pay there.
+     */
     function redemption(uint256 redemptionId) external view returns (Redemption memory, uint256) {
         Redemption memory redemption_ = _redemptions[redemptionId];
         uint256 sharesAhead;
         uint256 count;
-        uint256 prev = redemption_.pendingShares == 0 ? 0 : redemption_.prev;
+        uint256 prev = redemption_.prev;
         while (prev != 0 && count < MAX_REDEMPTION_QUEUE_SCAN_COUNT) {
-            Redemption storage p = _redemptions[prev];
+            Redemption memory p = _redemptions[prev];
+            if (p.pendingShares == 0) break;
             sharesAhead += p.pendingShares;
             prev = p.prev;
             count++;
@@ -149,6 +164,7 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
 
     /// @notice (USDai held, USDai set aside for serviced requests).
     function balances() external view returns (uint256, uint256) {
+        _modelView();
         return (_usdai.balanceOf(address(this)), _redemptionBalance);
     }
 
@@ -218,6 +234,7 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
         view
         returns (address controller, uint64 redemptionTimestamp_, uint256 pendingShares)
     {
+        _modelView();
         Redemption storage r = _redemptions[redemptionId];
         return (r.controller, r.redemptionTimestamp, r.pendingShares);
     }
@@ -277,11 +294,13 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
     /**
      * @notice Service `shares` of matured requests from the head of the queue at `redemptionSharePrice()`.
      * @dev Reverts if a request it touches is not matured, if more shares are asked than are pending and not
-     *      locked by QEV settlements, or if the USDai due exceeds free liquidity.
+     *      locked by QEV settlements or than the queue holds, if the USDai due exceeds free liquidity, or (draft)
+     *      while the registry's last settled auction still has bids not reordered.
      * @return amount USDai set aside for the serviced requests
      */
     function serviceRedemptions(uint256 shares) external onlyRole(STRATEGY_ADMIN_ROLE) returns (uint256) {
         if (shares == 0) revert InvalidAmount();
+        _requireReorderDone();
         if (_pending - qevLockedShares < shares) revert InvalidRedemptionState();
 
         uint256 price = redemptionSharePrice();
@@ -434,38 +453,74 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
         emit QEVRegistrySet(registry);
     }
 
+    /// @notice Model only (DEFAULT_ADMIN_ROLE): make `balances()`, `genesisTimestamp()` and
+    ///         `qevRedemptionInfo()` revert with no data, as on the draft vault that lacks them.
+    function hideModelViews(bool hidden) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        modelViewsHidden = hidden;
+        emit ModelViewsHidden(hidden);
+    }
+
     /**
-     * @notice Process the next `count` posted bids of settled registry auction `auctionId`, in posted order:
-     *         each eligible bidder (pending shares > 0, redemptionTimestamp <= auctionId) burns
-     *         mulDiv(min(pending, redemptionShares), basisPoint, 10000) of its pending shares (adminFeeRate of
-     *         the burn minted to the registry's fee recipient) and its request moves to the front of the queue,
-     *         behind the bidders already moved for this auction.
-     * @dev `count` must be > 0 and not exceed the bids not yet processed.
+     * @notice Process the next `count` posted bids of the registry's last settled auction `auctionId`, in posted
+     *         order (the draft's rules): a bid on a request with nothing pending is passed over; otherwise
+     *         `bidAmount = mulDiv(min(pending, redemptionShares), basisPoint, 10000)` shares are burnt and
+     *         - a bid on the whole request moves the request (pending less the burn) to the front of the queue,
+     *           behind the bidders already moved for this auction (`RedemptionUpdated`);
+     *         - a bid on part of it leaves the rest under the old id in its old place and creates a new request
+     *           of `shares - bidAmount` at the front (`RedemptionUpdated`, `RedemptionCreated`).
+     *         The admin fee `mulDiv(sum of bidAmount, adminFeeRate, 10000)` is minted once per call to the
+     *         registry's fee recipient; the registry's checkpoint (processed count, last moved id) is updated.
+     * @return netBurnt Shares taken off the aggregate `pending` (sum of bidAmount less the fee)
+     * @return fee Admin-fee shares minted
+     *
+     * @dev DRAFT HAZARD 1: `count` is not checked against the bids left: a count past them stores a processed
+     *      count above bidCount, after which every reorder panics, servicing reverts and the registry refuses
+     *      to post the next auction. DRAFT HAZARD 2: the queue head is moved only when the very first bid
+     *      (index 1, in the first call) is processed; if that bid's request was emptied after posting, the
+     *      requests moved afterwards are linked in front of the head without becoming it, unreachable by
+     *      servicing. DRAFT HAZARD 3: `pending` is lowered by the burn less the fee, while the fee is minted as
+     *      well: the aggregate stays above the sum of the requests' pending shares by the fee.
      */
-    function reorderRedemptions(uint64 auctionId, uint256 count) external onlyRole(STRATEGY_ADMIN_ROLE) {
+    function reorderRedemptions(uint64 auctionId, uint256 count)
+        external
+        onlyRole(STRATEGY_ADMIN_ROLE)
+        returns (uint256 netBurnt, uint256 fee)
+    {
         IQEVRegistry registry = qevRegistry;
         if (address(registry) == address(0)) revert InvalidAddress();
-        if (!registry.isSettled(auctionId)) revert InvalidRedemptionState();
-        (uint256 bidCount, uint256 processed, uint256 anchor) = registry.auction(auctionId);
-        if (count == 0 || processed + count > bidCount) revert InvalidAmount();
+        if (registry.previousAuctionId() != auctionId) revert InvalidAuctionStatus();
+        if (count == 0) revert InvalidCount();
+        (uint256 bidCount, uint256 processed, uint256 lastMoved) = registry.auction(auctionId);
+        // DRAFT HAZARD 1: `processed > bidCount` is not refused here (bids() below panics on it)
+        if (bidCount == 0 || processed == bidCount) revert InvalidCount();
+        if (_head == 0 || _tail == 0) revert InvalidRedemptionState();
 
-        IQEVRegistry.Bid[] memory bids_ = registry.bids(auctionId, processed, count);
-        uint256 feeRate = registry.adminFeeRate();
-        uint256 burnTotal;
-        uint256 feeTotal;
-        for (uint256 i; i < bids_.length; i++) {
-            (uint256 burnt, uint256 fee, uint256 newAnchor) = _reorderOne(auctionId, bids_[i], feeRate, anchor);
-            burnTotal += burnt;
-            feeTotal += fee;
-            anchor = newAnchor;
+        Cursor memory c;
+        c.index = _index;
+        c.processed = processed;
+        if (lastMoved == 0) {
+            c.prev = _redemptions[_head].prev;
+            c.next = _head;
+        } else {
+            c.prev = lastMoved;
+            c.next = _redemptions[lastMoved].next;
         }
-        _pending -= burnTotal;
-        address feeRecipient = registry.adminFeeRecipient();
-        if (feeTotal > 0 && feeRecipient != address(0)) {
-            _mint(feeRecipient, feeTotal);
-            emit QEVFeeMinted(feeRecipient, feeTotal);
+        c.lastMoved = lastMoved;
+
+        IQEVRegistry.Bid[] memory list = registry.bids(auctionId, processed, count);
+        uint256 burnt;
+        for (uint256 i; i < list.length; i++) {
+            burnt += _reorderBid(c, list[i], i);
         }
-        registry.processQueue(auctionId, processed + count, anchor);
+
+        fee = Math.mulDiv(burnt, registry.adminFeeRate(), BASIS_POINTS_SCALE);
+        netBurnt = burnt - fee;
+        _pending -= netBurnt; // DRAFT HAZARD 3: the fee shares stay counted in `pending` and are minted too
+        _index = c.index;
+        processed += count; // DRAFT HAZARD 1: `count`, not the bids there were
+        registry.processQueue(auctionId, processed, c.lastMoved);
+        if (fee > 0) _mint(registry.adminFeeRecipient(), fee);
+        emit RedemptionsReordered(auctionId, count, netBurnt, fee, processed == bidCount);
     }
 
     /*------------------------------------------------------------------------*/
@@ -491,34 +546,6 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
         emit Deposit(msg.sender, receiver, assets, shares);
     }
 
-    /// @dev One registry bid: burn the discount and move the request behind `anchor` (returns the new anchor).
-    function _reorderOne(uint64 auctionId, IQEVRegistry.Bid memory b, uint256 feeRate, uint256 anchor)
-        internal
-        returns (uint256 burnt, uint256 fee, uint256)
-    {
-        uint256 id = b.redemptionId;
-        Redemption storage r = _redemptions[id];
-        uint256 pendingShares = r.pendingShares;
-        if (pendingShares == 0 || r.redemptionTimestamp > auctionId) return (0, 0, anchor);
-
-        uint256 size = Math.min(pendingShares, b.redemptionShares);
-        burnt = Math.mulDiv(size, b.basisPoint, BASIS_POINTS_SCALE);
-        fee = Math.mulDiv(burnt, feeRate, BASIS_POINTS_SCALE);
-        r.pendingShares = pendingShares - burnt;
-
-        _unlink(id, r);
-        if (r.pendingShares == 0) {
-            if (r.redeemableShares == 0) _redemptionIds[r.controller].remove(id);
-        } else {
-            // anchor no longer queued (serviced since) => everything before it was serviced too
-            if (anchor != 0 && _redemptions[anchor].pendingShares == 0) anchor = 0;
-            _insertAfter(anchor, id, r);
-            anchor = id;
-        }
-        emit RedemptionReordered(auctionId, id, burnt, fee);
-        return (burnt, fee, anchor);
-    }
-
     /// @dev Remove the head request `r` (pending 0) from the queue; returns the new head (not stored).
     function _popHead(Redemption storage r) internal returns (uint256 next) {
         next = r.next;
@@ -533,24 +560,86 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
         if (head == 0) _tail = 0;
     }
 
-    function _unlink(uint256 id, Redemption storage r) internal {
-        uint256 prev = r.prev;
-        uint256 next = r.next;
-        if (prev != 0) _redemptions[prev].next = next;
-        else if (_head == id) _head = next;
-        if (next != 0) _redemptions[next].prev = prev;
-        else if (_tail == id) _tail = prev;
-        r.prev = 0;
-        r.next = 0;
+    /// @dev Where the reorder is in the queue: insert between `prev` and `next`; `lastMoved` is the checkpoint.
+    struct Cursor {
+        uint256 prev;
+        uint256 next;
+        uint256 lastMoved;
+        uint256 index;
+        uint256 processed;
     }
 
-    function _insertAfter(uint256 anchor, uint256 id, Redemption storage r) internal {
-        uint256 next = anchor == 0 ? _head : _redemptions[anchor].next;
-        r.prev = anchor;
+    /// @dev One posted bid of `reorderRedemptions` (`i`: its position in this call); returns the shares burnt.
+    function _reorderBid(Cursor memory c, IQEVRegistry.Bid memory b, uint256 i) internal returns (uint256 burnt) {
+        Redemption storage r = _redemptions[b.redemptionId];
+        uint256 pendingShares = r.pendingShares;
+        if (pendingShares == 0) return 0; // DRAFT HAZARD 2: for bid 1 this also skips moving the head
+        uint256 size = Math.min(pendingShares, b.redemptionShares);
+        burnt = Math.mulDiv(size, b.basisPoint, BASIS_POINTS_SCALE);
+        address controller = r.controller;
+        uint256 moved = b.redemptionId;
+        if (size == pendingShares) {
+            r.pendingShares = pendingShares - burnt;
+            if (c.next == moved) {
+                c.next = r.next; // already where it goes
+            } else {
+                _draftRemove(moved);
+                _draftInsert(moved, c.prev, c.next);
+            }
+            emit RedemptionUpdated(moved, controller, pendingShares - burnt, burnt);
+        } else {
+            r.pendingShares = pendingShares - size;
+            moved = ++c.index;
+            _redemptions[moved] = Redemption({
+                prev: c.prev,
+                next: c.next,
+                pendingShares: size - burnt,
+                redeemableShares: 0,
+                withdrawableAmount: 0,
+                controller: controller,
+                redemptionTimestamp: r.redemptionTimestamp
+            });
+            _redemptionIds[controller].add(moved);
+            _draftInsert(moved, c.prev, c.next);
+            emit RedemptionUpdated(b.redemptionId, controller, pendingShares - size, 0);
+            emit RedemptionCreated(moved, controller, size - burnt, burnt);
+        }
+        if (i == 0 && c.processed == 0) _head = moved; // DRAFT HAZARD 2: only here does the head move
+        c.prev = moved;
+        c.lastMoved = moved;
+    }
+
+    /// @dev The draft's unlink: neighbours and the tail are updated, the head never is.
+    function _draftRemove(uint256 id) internal {
+        Redemption storage r = _redemptions[id];
+        if (id == _tail) _tail = r.prev;
+        if (r.prev != 0) _redemptions[r.prev].next = r.next;
+        if (r.next != 0) _redemptions[r.next].prev = r.prev;
+    }
+
+    /// @dev The draft's link between `prev` and `next` (neither the head nor the tail is updated).
+    function _draftInsert(uint256 id, uint256 prev, uint256 next) internal {
+        Redemption storage r = _redemptions[id];
+        r.prev = prev;
         r.next = next;
-        if (anchor == 0) _head = id;
-        else _redemptions[anchor].next = id;
+        if (prev != 0) _redemptions[prev].next = id;
         if (next != 0) _redemptions[next].prev = id;
-        else _tail = id;
+    }
+
+    /// @dev Model views the draft vault lacks revert with no data when hidden, as a missing function does.
+    function _modelView() internal view {
+        if (modelViewsHidden) {
+            assembly {
+                revert(0, 0)
+            }
+        }
+    }
+
+    /// @dev Draft: no servicing while the registry's last settled auction has bids not yet reordered.
+    function _requireReorderDone() internal view {
+        IQEVRegistry registry = qevRegistry;
+        if (address(registry) == address(0)) return;
+        (uint256 bidCount, uint256 processed,) = registry.auction(registry.previousAuctionId());
+        if (bidCount != processed) revert InvalidRedemptionState();
     }
 }

@@ -6,8 +6,11 @@ pragma solidity ^0.8.24;
  * @notice Redemption-queue subset of USD.AI's StakedUSDai (sUSDai), with the same function and event
  *         signatures as the real vault (requestRedeem, serviceRedemptions, redemptionQueueInfo,
  *         redemption, redemptionTimestamp, redemptionSharePrice, balances, redeem; events
- *         RedeemRequest, RedemptionProcessed, RedemptionsServiced), plus the hooks the QEV
- *         settlement contract and the QEV registry model use.
+ *         RedeemRequest, RedemptionProcessed, RedemptionsServiced), the draft QEV vault's reorder
+ *         (`reorderRedemptions`, events RedemptionUpdated, RedemptionCreated, RedemptionsReordered), plus the hooks
+ *         the QEV settlement contract uses. `balances()`, `genesisTimestamp()` and `qevRedemptionInfo()` are
+ *         model views the draft vault lacks (PROTOCOL 11.3): `hideModelViews(true)` makes them revert like a
+ *         missing function, so the keeper can be tested against the draft's surface.
  */
 interface IStakedUSDaiQueue {
     /*------------------------------------------------------------------------*/
@@ -36,6 +39,10 @@ interface IStakedUSDaiQueue {
     error InsufficientBalance();
     /// @notice A QEV leaf names a controller that is not the request's controller.
     error ControllerMismatch(uint256 redemptionId);
+    /// @notice Registry target (draft): `reorderRedemptions` for an auction that is not the registry's last settled one.
+    error InvalidAuctionStatus();
+    /// @notice Registry target (draft): `reorderRedemptions` with count 0, or on an auction with no bids left.
+    error InvalidCount();
 
     /*------------------------------------------------------------------------*/
     /* Events (real vault) */
@@ -76,12 +83,24 @@ interface IStakedUSDaiQueue {
     );
     /// @notice Admin-fee shares minted on a QEV settlement or reorder.
     event QEVFeeMinted(address indexed recipient, uint256 shares);
-    /// @notice Registry target: a bidder's request was moved forward in the queue.
-    event RedemptionReordered(
-        uint64 indexed auctionId, uint256 indexed redemptionId, uint256 sharesBurnt, uint256 feeShares
+    /// @notice Registry target (draft): a bidder's request after its reorder. For a bid on the whole request,
+    ///         its new pending shares and `bidAmount` = the shares burnt; for a bid on part of it, the old request's
+    ///         remaining pending shares and `bidAmount` = 0 (the burn is in `RedemptionCreated`).
+    event RedemptionUpdated(
+        uint256 indexed redemptionId, address indexed controller, uint256 pendingShares, uint256 bidAmount
     );
+    /// @notice Registry target (draft): the new request a bid on part of a request created at the queue front
+    ///         (`pendingShares` = shares bid less `bidAmount` burnt). No `RedeemRequest` is emitted for it.
+    event RedemptionCreated(
+        uint256 indexed redemptionId, address indexed controller, uint256 pendingShares, uint256 bidAmount
+    );
+    /// @notice Registry target (draft): one `reorderRedemptions` call; `done` once every posted bid is processed.
+    event RedemptionsReordered(uint64 auctionId, uint256 count, uint256 netBurnt, uint256 fee, bool done);
     /// @notice Registry target: QEV registry address set.
     event QEVRegistrySet(address registry);
+    /// @notice Model only: the views the draft vault lacks (balances, genesisTimestamp, qevRedemptionInfo) were
+    ///         hidden (they revert with no data, like a missing function) or shown again.
+    event ModelViewsHidden(bool hidden);
 
     /*------------------------------------------------------------------------*/
     /* Real-vault subset */
@@ -98,6 +117,9 @@ interface IStakedUSDaiQueue {
     function redemptionTimestamp() external view returns (uint64);
     function redemptionSharePrice() external view returns (uint256);
     function balances() external view returns (uint256, uint256);
+    /// @notice Registry target (STRATEGY_ADMIN_ROLE): process the next `count` posted bids of settled auction
+    ///         `auctionId`; returns the pending shares taken off the aggregate and the admin-fee shares minted.
+    function reorderRedemptions(uint64 auctionId, uint256 count) external returns (uint256 netBurnt, uint256 fee);
 
     /*------------------------------------------------------------------------*/
     /* QEV hooks */
