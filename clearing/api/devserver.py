@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
@@ -78,7 +79,7 @@ def dev_settings(store: str, data_dir: Path, genesis: int) -> ServiceSettings:
     load_or_create_key(data_dir / "master.key")
     load_or_create_key(data_dir / "service.key")
     return ServiceSettings(
-        store_url=store,
+        store_url=SecretStr(store),
         chain_id=31337,
         settlement="0x" + "00" * 20,
         genesis=genesis,

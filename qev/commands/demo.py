@@ -15,7 +15,14 @@ def _demo(args: argparse.Namespace) -> int:
         import eth_tester  # noqa: F401 - py-evm comes with the `demo` extra
     except ImportError:
         raise ConfigError("qev demo needs py-evm: pip install 'qev[demo]'") from None
+    import logging
+
     from qev.demo import run_demo
+
+    # the demo narrates itself: the service's per-request and the keeper's per-step records
+    # would bury that story (they remain one --log-format away in `qev serve`/`keeper run`)
+    for name in ("qev.access", "qev.keeper", "qev.keeper.tx", "uvicorn.error"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     result = run_demo(
         holders=args.holders, out_dir=Path(args.out) if args.out else None, mode=args.mode

@@ -53,6 +53,7 @@ _REDEMPTIONS = InMemoryRedemptions(
 )
 _SETTINGS = ServiceSettings(
     store_url=f"sqlite:///{_DATA / 'qev.db'}",
+    chain_id=31337,
     settlement=SETTLEMENT,
     genesis=GENESIS,
     service_key_file=_DATA / "service.key",

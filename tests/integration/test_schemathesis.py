@@ -27,6 +27,7 @@ _HOLDER = Signer(make_key("st-holder"))
 _REDEMPTIONS = InMemoryRedemptions({7: RedemptionInfo(7, _HOLDER.address, 10**19, GENESIS)})
 _SETTINGS = ServiceSettings(
     store_url=f"sqlite:///{_DATA / 'qev.db'}",
+    chain_id=31337,
     settlement=SETTLEMENT,
     genesis=GENESIS,
     service_key_file=_DATA / "service.key",
