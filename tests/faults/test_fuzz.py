@@ -65,7 +65,7 @@ _SETTINGS = ServiceSettings(
 
 def _seed_store() -> None:
     """Live bids now, a cleared past auction and a revealed older one (artifacts by hand)."""
-    store = open_store(_SETTINGS.store_url)
+    store = open_store(_SETTINGS.store())
     try:
         ops = []
         for t in (AUCTION, PAST, OLDER):
