@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
@@ -312,19 +311,30 @@ def test_rate_limited_controller_gets_429_with_retry_after(service: Service):
     assert int(r.headers["retry-after"]) >= 1
 
 
-def test_bid_cli_submits_and_reads_status(service: Service, monkeypatch, capsys):
+def test_bid_cli_submits_and_reads_status(service: Service, monkeypatch, capsys, tmp_path):
+    """``qev bid`` pins the service to the chain (receipt signer, auction key, the request and
+    its nonce): with no chain configured every subcommand refuses in one line, exit 2, before
+    anything is sent or journalled. The flow on a chain: ``tests/ops/test_bid_cli.py``."""
+    import os
+
     from qev.cli import main
     from tests.conftest import make_key
 
+    for name in [n for n in os.environ if n.startswith("QEV_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("QEV_BIDDER_KEY", make_key("it-holder-2").hex())
-    args = ["bid", "submit", "--service", service.url, "--redemption-id", "102"]
-    assert main([*args, "--shares", str(3 * E18), "--bp", "777"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["created"] is True and out["sequence"] == 1
-    assert out["service"] == to_hex(service.service_address)
-    status = ["bid", "status", "--service", service.url, "--redemption-id", "102"]
-    assert main([*status, "--auction", str(AUCTION)]) == 0
-    assert json.loads(capsys.readouterr().out)["status"] == "live"
-    # someone else's request: one line with the problem's code, exit 4 (service refused)
-    assert main([*args[:-1], "103", "--shares", "1", "--bp", "10"]) == 4
-    assert "403 not_controller" in capsys.readouterr().err
+    monkeypatch.setenv("QEV_JOURNAL_FILE", str(tmp_path / "journal.jsonl"))
+    for action, extra in (
+        ("submit", ["--shares", "3", "--bp", "777"]),
+        ("status", []),
+        ("cancel", []),
+        ("proof", []),
+        ("claim", []),
+    ):
+        argv = ["bid", action, "--service", service.url, "--redemption-id", "102", *extra]
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert captured.err.startswith("qev bid: missing setting rpc_url")
+    assert _problem(lambda: _client(service, 2).status(AUCTION, 102)).code == "not_found"
+    assert not (tmp_path / "journal.jsonl").exists()
