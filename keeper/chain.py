@@ -1,4 +1,11 @@
-"""The keeper's view of the chain: contract bindings and reads pinned to a snapshot block."""
+"""The keeper's view of the chain: contract bindings and reads pinned to a snapshot block.
+
+The vault may be the repository's model or USD.AI's real vault. The model has three views the
+real (and the draft QEV) vault lacks: ``balances()``, ``genesisTimestamp()`` and
+``qevRedemptionInfo()`` (PROTOCOL 11.3). Each is used only after a probing ``eth_call`` found it
+answering; otherwise the reads fall back to what every vault has: ``redemptionQueueInfo()``,
+``redemption(id)``, ``redemptionTimestamp()`` and the USDai token balance.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from clearing.config import scrub
 from clearing.errors import ChainReadError
 from clearing.validation import RequestSnapshot
 from keeper.artifacts import artifact
-from keeper.errors import classify
+from keeper.errors import SimulationRevertError, classify
 
 E18 = 10**18
 
@@ -75,16 +82,30 @@ def _addr(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-class Chain:
-    """Bindings to the vault, the settlement contract and USDai, from the committed ABIs."""
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """``redemptionQueueInfo()``: the id counter, both ends, aggregate pending, USDai set aside."""
 
-    def __init__(self, w3: Any, vault: str, settlement: str) -> None:
+    index: int
+    head: int
+    tail: int
+    pending: int
+    balance: int
+
+
+class Chain:
+    """Bindings to the vault, the settlement contract and USDai, from the committed ABIs.
+
+    ``genesis`` (optional) is the configured genesis: used, after a consistency check, when the
+    vault has no ``genesisTimestamp()`` view.
+    """
+
+    def __init__(self, w3: Any, vault: str, settlement: str, *, genesis: int | None = None) -> None:
         self.w3 = w3
         self.vault = w3.eth.contract(address=vault, abi=artifact("StakedUSDaiQueue")["abi"])
         self.settlement = w3.eth.contract(address=settlement, abi=artifact("QEVSettlement")["abi"])
-        self._has_qev_info = any(
-            f.get("name") == "qevRedemptionInfo" for f in artifact("StakedUSDaiQueue")["abi"]
-        )
+        self._genesis_hint = genesis
+        self._views: dict[str, bool] = {}
         self.usdai = w3.eth.contract(
             address=self._call(self.vault.functions.asset()), abi=artifact("MockUSDai")["abi"]
         )
@@ -94,6 +115,39 @@ class Chain:
             return fn.call(block_identifier=block)
         except Exception as e:  # RPC failures of every transport are retryable reads
             raise ChainReadError(f"{fn.fn_name} failed: {_why(e)}") from e
+
+    def read(self, fn: Any, block: int | str = "latest") -> Any:
+        """Any bound contract read at ``block``; a node failure is a ``ChainReadError``."""
+        return self._call(fn, block)
+
+    def has_view(self, name: str) -> bool:
+        """Whether the vault answers the model view ``name`` (``balances``, ``genesisTimestamp``
+        or ``qevRedemptionInfo``), found out once by a probing ``eth_call``.
+
+        A revert (what a missing function gives) or an undecodable answer means absent; an RPC
+        failure raises ``ChainReadError`` and is not remembered, so the next read probes again.
+        """
+        found = self._views.get(name)
+        if found is None:
+            args = (0,) if name == "qevRedemptionInfo" else ()
+            fn = getattr(self.vault.functions, name)(*args)
+            try:
+                fn.call(block_identifier="latest")
+                found = True
+            except Exception as e:
+                kind = classify(e)
+                if not isinstance(kind, SimulationRevertError) and not _undecodable(e):
+                    raise ChainReadError(f"probing {name}() failed: {_why(e)}") from e
+                found = False
+            self._views[name] = found
+        return found
+
+    def queue_info(self, block: int | str = "latest") -> QueueInfo:
+        """``redemptionQueueInfo()`` at ``block``."""
+        index, head, tail, pending, balance = self._call(
+            self.vault.functions.redemptionQueueInfo(), block
+        )
+        return QueueInfo(int(index), int(head), int(tail), int(pending), int(balance))
 
     # --- time -------------------------------------------------------------------
 
@@ -145,8 +199,28 @@ class Chain:
         return _addr(self._call(self.settlement.functions.receiptSigner(), block))
 
     def genesis(self) -> int:
-        """The vault's immutable genesis timestamp."""
-        return int(self._call(self.vault.functions.genesisTimestamp()))
+        """The vault's immutable genesis timestamp.
+
+        A vault without ``genesisTimestamp()`` (the real one) gives the configured genesis
+        instead, checked to be a window boundary of the vault (``redemptionTimestamp()`` is
+        always one); without a configured genesis that is a ``ConfigError``.
+        """
+        if self.has_view("genesisTimestamp"):
+            return int(self._call(self.vault.functions.genesisTimestamp()))
+        from clearing.calendar import REDEMPTION_WINDOW
+        from clearing.config import ConfigError
+
+        if self._genesis_hint is None:
+            raise ConfigError(
+                "the vault has no genesisTimestamp() view: configure genesis (QEV_GENESIS)"
+            )
+        boundary = int(self._call(self.vault.functions.redemptionTimestamp()))
+        if (boundary - self._genesis_hint) % REDEMPTION_WINDOW:
+            raise ConfigError(
+                f"genesis {self._genesis_hint} is not a window boundary of the vault "
+                f"(its current window ends at {boundary})"
+            )
+        return self._genesis_hint
 
     # --- snapshot reads ---------------------------------------------------------
 
@@ -155,8 +229,16 @@ class Chain:
         return int(self._call(self.vault.functions.redemptionSharePrice(), block))
 
     def free_liquidity(self, block: int | str = "latest") -> int:
-        """USDai held by the vault less USDai set aside for serviced requests."""
-        held, set_aside = self._call(self.vault.functions.balances(), block)
+        """USDai held by the vault less USDai set aside for serviced requests.
+
+        From the model's ``balances()`` when the vault has it, else from the USDai balance and
+        the set-aside balance of ``redemptionQueueInfo()`` (the same two numbers).
+        """
+        if self.has_view("balances"):
+            held, set_aside = self._call(self.vault.functions.balances(), block)
+        else:
+            held = self._call(self.usdai.functions.balanceOf(self.vault.address), block)
+            set_aside = self.queue_info(block).balance
         return int(held) - int(set_aside)
 
     def request(self, redemption_id: int, block: int | str = "latest") -> QueueRequest:
@@ -165,7 +247,7 @@ class Chain:
         Uses the QEV vault's O(1) ``qevRedemptionInfo`` when the vault has it; the plain
         ``redemption(id)`` view also sums the shares ahead (a bounded walk of the queue).
         """
-        if self._has_qev_info:
+        if self.has_view("qevRedemptionInfo"):
             controller, ts, pending = self._call(
                 self.vault.functions.qevRedemptionInfo(redemption_id), block
             )
@@ -213,9 +295,8 @@ class Chain:
         return int(self._call(self.settlement.functions.adminFeeBps(), block))
 
     def pending_shares(self, block: int | str = "latest") -> int:
-        """Pending shares of the whole queue."""
-        _, _, _, pending, _ = self._call(self.vault.functions.redemptionQueueInfo(), block)
-        return int(pending)
+        """Pending shares of the whole queue (the aggregate: see PROTOCOL 11.4, hazard 3)."""
+        return self.queue_info(block).pending
 
     def settlement_tx(self, auction_id: int, from_block: int) -> tuple[str, int] | None:
         """(tx hash, block) of the ``AuctionSettled`` event of ``auction_id``, if any."""
@@ -278,6 +359,11 @@ class Chain:
         return bool(self._call(self.settlement.functions.isClaimed(auction_id, redemption_id)))
 
 
+def _undecodable(exc: Exception) -> bool:
+    """web3's "the call returned nothing it could decode" (e.g. a contract with a fallback)."""
+    return type(exc).__name__ in {"BadFunctionCallOutput", "InsufficientDataBytes"}
+
+
 def serviceable_shares(
     queue: Iterable[QueueRequest], now: int, price: int, liquidity: int, cap: int
 ) -> int:
@@ -306,6 +392,7 @@ def serviceable_shares(
 __all__ = [
     "AuctionKeyState",
     "Chain",
+    "QueueInfo",
     "QueueRequest",
     "SettledAuction",
     "Snapshot",

@@ -1,4 +1,9 @@
-"""Wire a ``Keeper`` from ``KeeperSettings`` (keys read through ``clearing.keyfiles``)."""
+"""Wire a ``Keeper`` from ``KeeperSettings`` (keys read through ``clearing.keyfiles``).
+
+The keeper is built by ``settings.target``: ``merkle`` gives ``keeper.jobs.Keeper``,
+``registry`` the ``keeper.duties.registry.RegistryKeeper`` (same lanes, store and key; the
+registry's EIP-712 domain). A target without a builder here stops at start-up.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from keeper.chain import Chain
 from keeper.jobs import Keeper, KeeperConfig
 from keeper.senders import make_sender
 from keeper.settings import KeeperSettings
+from keeper.targets import TARGETS
 
 
 def web3_for(settings: ChainSettings, timeout: float) -> Any:
@@ -54,15 +60,39 @@ def connect_chain(settings: ChainSettings, w3: Any) -> Chain:
     for name, code in codes.items():
         if not code:
             raise ConfigError(f"{name} {getattr(settings, name)} has no code on chain {chain_id}")
-    chain = Chain(w3, vault, settlement)
+    chain = Chain(w3, vault, settlement, genesis=settings.genesis)
     genesis = chain.genesis()
     if settings.genesis is not None and settings.genesis != genesis:
         raise ConfigError(f"genesis is {settings.genesis} but the vault's is {genesis}")
     return chain
 
 
+def registry_address(settings: ChainSettings, chain: Chain) -> str:
+    """The registry of the ``registry`` target: the ``registry`` setting when the settings have
+    one, else the vault's own (the model's ``qevRegistry()`` view, found by probing).
+
+    Raises ``ConfigError`` when neither gives one or the address has no code.
+    """
+    from keeper.targets.registry import vault_registry
+
+    configured = getattr(settings, "registry", None)
+    address = Web3.to_checksum_address(configured) if configured else vault_registry(chain)
+    if address is None:
+        raise ConfigError(
+            "target registry: the registry address is not configured and the vault does not "
+            "name one"
+        )
+    if not chain.w3.eth.get_code(address):
+        raise ConfigError(f"registry {address} has no code")
+    return address
+
+
 def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
-    """The keeper and the auction calendar for ``settings``."""
+    """The keeper and the auction calendar for ``settings`` (by ``settings.target``)."""
+    if settings.target not in TARGETS:
+        raise ConfigError(
+            f"unknown target {settings.target!r}: this keeper runs {', '.join(TARGETS)}"
+        )
     w3 = web3_for(settings, settings.rpc_timeout)
     chain = connect_chain(settings, w3)
     passphrase = settings.passphrase()
@@ -81,11 +111,18 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
             ("housekeeping", settings.housekeeping_key_file),
         )
     ]
+    registry = None
+    verifying_contract = chain.settlement.address
+    if settings.target == "registry":
+        from keeper.targets.registry import Registry
+
+        registry = Registry(chain, registry_address(settings, chain))
+        verifying_contract = registry.address
     domain = Eip712Domain(
         settings.domain_name(),
         settings.domain_version(),
         chain.chain_id(),
-        parse_address(chain.settlement.address),
+        parse_address(verifying_contract),
     )
     config = KeeperConfig(
         master_secret=read_key(settings.master_secret_file, "master secret"),
@@ -94,15 +131,18 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
         min_fill=settings.min_fill,
         liquidity_bps=settings.liquidity_bps,
     )
-    keeper = Keeper(
-        chain,
-        open_store(settings.store()),
-        lanes[0],
-        lanes[1],
-        config,
-        log=logging.getLogger("qev.keeper").info,
-    )
+    store = open_store(settings.store())
+    log = logging.getLogger("qev.keeper").info
+    keeper: Keeper
+    if registry is None:
+        keeper = Keeper(chain, store, lanes[0], lanes[1], config, log=log)
+    else:
+        from keeper.duties.registry import RegistryKeeper
+
+        keeper = RegistryKeeper(
+            chain, store, lanes[0], lanes[1], config, registry=registry, log=log
+        )
     return keeper, AuctionCalendar(chain.genesis(), settings.window)
 
 
-__all__ = ["build_keeper", "connect_chain", "web3_for"]
+__all__ = ["build_keeper", "connect_chain", "registry_address", "web3_for"]

@@ -142,3 +142,48 @@ def env(_pyevm_month: PyEvmMonth, tmp_path: Path) -> Iterator[Env]:
     yield e
     for s in e.stores:
         s.close()
+
+
+# --- the registry target's month (additions) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _pyevm_registry_month(tmp_path_factory: pytest.TempPathFactory) -> PyEvmMonth:
+    """The registry month on a py-evm chain of its own, snapshotted just after T."""
+    from .month import build_registry_month
+
+    provider = EthereumTesterProvider()
+    w3 = Web3(provider)
+    tester: Any = provider.ethereum_tester
+    tester.backend.chain.gas_estimator = one_shot_gas_estimate
+    keys = tester.backend.account_keys
+    urgent = Account.from_key(keys[1].to_bytes())
+    house = Account.from_key(keys[2].to_bytes())
+
+    def advance_to(timestamp: int) -> None:
+        tester.time_travel(timestamp)
+        tester.mine_blocks(1)
+
+    accounts = list(w3.eth.accounts)
+    month = build_registry_month(
+        w3,
+        accounts[0],
+        urgent,
+        house,
+        accounts[3],
+        advance_to,
+        tmp_path_factory.mktemp("registry-setup") / "setup.db",
+    )
+    return PyEvmMonth(month, tester, tester.take_snapshot())
+
+
+@pytest.fixture
+def renv(_pyevm_registry_month: PyEvmMonth, tmp_path: Path) -> Iterator[Env]:
+    """The registry month at close time (chain rewound), bids in a fresh SQLite store."""
+    _pyevm_registry_month.tester.revert_to_snapshot(_pyevm_registry_month.snapshot)
+    db = tmp_path / "qev.db"
+    first = _pyevm_registry_month.month.open_store(db)
+    e = Env(_pyevm_registry_month.month, _pyevm_registry_month.tester, db, [first])
+    yield e
+    for s in e.stores:
+        s.close()

@@ -611,3 +611,287 @@ def write_documents(folder: Path, docs: dict[str, Any]) -> Path:
     for k, name in DOCUMENT_FILES.items():
         (folder / name).write_bytes(orjson.dumps(docs[k], option=orjson.OPT_INDENT_2))
     return folder
+
+
+# --- the registry target's month (additions) --------------------------------------------------
+
+REGISTRY_STEPS = [
+    "freeze",
+    "commit_book",
+    "validate",
+    "post",
+    "settle",
+    "reorder",
+    "service",
+    "reveal",
+]
+REGISTRY_FEE_BPS = 100  # the draft's admin fee: 1% of each reorder call's burnt shares
+REGISTRY_POST_BIDS = 4  # bids per postBids: 9 valid bids -> batches of 4, 4, 1
+REGISTRY_REORDER_BIDS = 3  # bids per reorderRedemptions: 3, 3, 3
+
+
+@dataclass
+class RegistryMonth(Month):
+    """The month for the ``registry`` target: the draft's registry next to the vault, whose
+    model-only views are hidden before T (the keeper meets the draft's surface)."""
+
+    registry: str = ""
+    bystanders: list[int] = field(default_factory=list)  # requests without a bid
+    queue_at_close: list[int] = field(default_factory=list)  # the queue from its head at T
+    index_at_close: int = 0  # the vault's id counter at T
+
+    def config(self) -> KeeperConfig:
+        return KeeperConfig(MASTER, self.domain, Mode.PAY_AS_BID, workers=1)
+
+    def keeper(
+        self,
+        store: BidStore,
+        *,
+        urgent: Any = None,
+        house: Any = None,
+        log: Callable[[str], None] = lambda _: None,
+        batches: Any = None,
+    ) -> Any:
+        """A fresh registry keeper (own senders, chain and registry bindings)."""
+        from keeper.duties.registry import RegistryBatches, RegistryKeeper
+        from keeper.targets.registry import Registry
+
+        chain = Chain(
+            self.w3, self.deployment.vault, self.deployment.settlement, genesis=self.genesis
+        )
+        return RegistryKeeper(
+            chain,
+            store,
+            urgent or make_sender(self.w3, self.urgent_account, poll_interval=0.01, deadline=60),
+            house or make_sender(self.w3, self.house_account, poll_interval=0.01, deadline=60),
+            self.config(),
+            registry=Registry(chain, self.registry),
+            batches=batches
+            or RegistryBatches(
+                post_bids=REGISTRY_POST_BIDS,
+                post_gas=25_000_000,
+                reorder_bids=REGISTRY_REORDER_BIDS,
+                reorder_gas=25_000_000,
+            ),
+            log=log,
+            service_clock=lambda: chain.latest_block()[1],
+        )
+
+    def registry_contract(self) -> Any:
+        from keeper.artifacts import artifact as abi_of
+
+        return self.w3.eth.contract(address=self.registry, abi=abi_of("QEVRegistry")["abi"])
+
+    def queue(self, block: int | str = "latest") -> list[int]:
+        """The queue from its head (what servicing reaches)."""
+        return [r.redemption_id for r in self.chain.queue(block)]
+
+
+def build_registry_month(
+    w3: Any,
+    admin: str,
+    urgent: LocalAccount,
+    house: LocalAccount,
+    fee_recipient: str,
+    advance_to: Callable[[int], None],
+    store_path: Path,
+) -> RegistryMonth:
+    """Deploy (vault, USDai, QEVSettlement for the key, the draft's registry), request over two
+    windows with bystanders between the bidders, deploy most liquidity, commit the key, seal
+    bids in the registry's domain, cancel one on the registry, hide the model views, pass T."""
+    from keeper.targets.registry import deploy_registry
+
+    dep = deploy_stack(
+        w3,
+        admin,
+        [urgent.address, house.address],
+        receipt_signer=to_checksum_address(Signer(SERVICE_KEY).address),
+    )
+    registry = deploy_registry(
+        w3,
+        admin,
+        dep.vault,
+        [urgent.address, house.address],
+        admin_fee_rate=REGISTRY_FEE_BPS,
+        fee_recipient=fee_recipient,
+    )
+    chain = Chain(w3, dep.vault, dep.settlement)
+    genesis = chain.genesis()
+    auction_id = genesis + 2 * W
+    vault, usdai = chain.vault, chain.usdai
+    n = 15
+    holders = [Signer(key(f"registry-holder-{i}")) for i in range(n)]
+    bystander = Signer(key("registry-bystander"))
+    late = Signer(key("registry-late-holder"))
+    sizes = [(100 + 53 * i) * E18 + 1_000_003 * i + 7 for i in range(n)]
+    foreign_size, late_size, bystander_size = 250 * E18 + 5, 300 * E18 + 11, 77 * E18 + 3
+    total = sum(sizes) + foreign_size + late_size + 2 * bystander_size
+    transact(w3, usdai.functions.mint(admin, 2 * total), admin)
+    transact(w3, usdai.functions.approve(vault.address, 2 * total), admin)
+    transact(w3, vault.functions.deposit(2 * total, admin), admin)
+
+    def request(shares: int, controller: bytes) -> int:
+        fn = vault.functions.requestRedeem(shares, to_checksum_address(controller), admin)
+        return _rid(chain, transact(w3, fn, admin))
+
+    rids: list[int] = []
+    bystanders: list[int] = []
+    for i, (s, size) in enumerate(zip(holders, sizes, strict=True)):
+        if i == 8:
+            advance_to(genesis + W + 3_600)  # the rest in the auction's own window
+        rids.append(request(size, s.address))
+        if i in (2, 9):
+            bystanders.append(request(bystander_size, bystander.address))
+    foreign_rid = request(foreign_size, holders[11].address)  # holder 11's second request
+
+    # most USDai works in strategies: servicing after the reorder is bounded by liquidity
+    held = int(usdai.functions.balanceOf(vault.address).call())
+    deployed = held * 80 // 100
+    transact(w3, usdai.functions.burn(vault.address, deployed), admin)
+    transact(w3, vault.functions.setExternalAssets(deployed * 1_008 // 1_000), admin)
+
+    domain = Eip712Domain("QEVRegistry", "1.0", int(w3.eth.chain_id), parse_address(registry))
+    month = RegistryMonth(
+        w3=w3,
+        admin=admin,
+        deployment=dep,
+        chain=chain,
+        genesis=genesis,
+        auction_id=auction_id,
+        domain=domain,
+        holders=holders,
+        rids=rids,
+        sizes={
+            **dict(zip(rids, sizes, strict=True)),
+            foreign_rid: foreign_size,
+            **dict.fromkeys(bystanders, bystander_size),
+        },
+        fee_recipient=fee_recipient,
+        urgent_account=urgent,
+        house_account=house,
+        ops=[],
+        plan={},
+        price=0,
+        free_liquidity=0,
+        registry=registry,
+        bystanders=bystanders,
+    )
+    setup_store = month.open_store(store_path)
+    assert month.keeper(setup_store).open_auction(auction_id) is True
+    setup_store.close()
+    secret = derive_auction_secret(MASTER, auction_id)
+    pk = public_key_of(secret)
+
+    received = genesis + W + 7_200
+    ops: list[PutBid | CancelBid] = []
+    plan: dict[int, Planned] = {}
+
+    def put(env: Envelope) -> None:
+        ops.append(
+            PutBid(
+                auction_id,
+                env.redemption_id,
+                env.controller,
+                env.ciphertext,
+                env.ciphertext_hash,
+                env.signature,
+                received + len(ops),
+            )
+        )
+
+    def bid(i: int, shares: int, bp: int, excluded: str | None = None) -> Envelope:
+        rid = rids[i]
+        env = seal_bid(holders[i], Bid(auction_id, rid, shares, bp, 0), domain, pk)
+        put(env)
+        plan[rid] = Planned(rid, holders[i].address, shares, bp, excluded)
+        return env
+
+    bid(0, sizes[0], 10_000)  # the head's request, whole, all of it burnt: bid 1
+    bid(1, sizes[1] // 2, 40)  # half: a new request at the front, the rest stays
+    bid(2, sizes[2], 5, "basis_point_out_of_range")
+    bid(3, sizes[3], 900)
+    bid(3, sizes[3], 1_200)  # replaced: only this one is live
+    bid(4, sizes[4], 700, "stale_nonce")  # cancelled on the registry below
+    bid(5, 0, 600, "zero_shares")
+    bid(6, sizes[6], 300)
+    inner_bid = Bid(auction_id, rids[7], sizes[7], 450, 0)  # holder 7's envelope, holder 8's bid
+    inner = SignedBid(inner_bid, holders[8].sign_digest(inner_bid.digest(domain)))
+    ct = seal(inner.encode(), pk, bid_info(domain.chain_id, domain.verifying_contract, auction_id))
+    unsigned = Envelope(auction_id, rids[7], holders[7].address, ct, b"")
+    put(
+        Envelope(
+            auction_id,
+            rids[7],
+            holders[7].address,
+            ct,
+            holders[7].sign_digest(unsigned.digest(domain)),
+        )
+    )
+    plan[rids[7]] = Planned(rids[7], holders[7].address, sizes[7], 450, "signer_not_controller")
+    bid(8, sizes[8] * 3, 1_500)  # more than pending: clipped, a whole-request bid
+    bid(9, sizes[9] // 3, 300)  # a tie with request 6 at 300 bp: id order; a partial bid
+    bid(10, sizes[10] - 12_345, 120)  # all but 12,345 wei: a new request, a dust rest
+    bid(11, sizes[11], 2_500)
+    cancelled = bid(12, sizes[12], 80)
+    ops.append(
+        CancelBid(
+            auction_id,
+            rids[12],
+            holders[12].address,
+            cancelled.ciphertext_hash,
+            sign_cancel(holders[12], domain, auction_id, rids[12], cancelled.ciphertext_hash),
+            received + len(ops),
+        )
+    )
+    del plan[rids[12]]
+    bid(13, sizes[13], 10)
+    garbage = hashlib.sha256(b"registry garbage").digest() * 13
+    unsigned = Envelope(auction_id, rids[14], holders[14].address, garbage, b"")
+    put(
+        Envelope(
+            auction_id,
+            rids[14],
+            holders[14].address,
+            garbage,
+            holders[14].sign_digest(unsigned.digest(domain)),
+        )
+    )
+    plan[rids[14]] = Planned(rids[14], holders[14].address, 0, 0, "undecryptable")
+    env = seal_bid(holders[0], Bid(auction_id, foreign_rid, foreign_size, 800, 0), domain, pk)
+    put(env)
+    plan[foreign_rid] = Planned(
+        foreign_rid, holders[0].address, foreign_size, 800, "not_controller"
+    )
+
+    # holder 4 cancels on the registry before T: its sealed bid (nonce 0) goes stale
+    w3.eth.send_transaction(
+        {"from": admin, "to": to_checksum_address(holders[4].address), "value": E18}
+    )
+    stale = make_sender(
+        w3, Account.from_key(key("registry-holder-4")), poll_interval=0.01, deadline=60
+    )
+    stale.send(
+        month.registry_contract().functions.incrementNonce(auction_id, rids[4]), label="nonce"
+    )
+    # the keeper meets the draft vault: no balances(), genesisTimestamp(), qevRedemptionInfo()
+    transact(w3, vault.functions.hideModelViews(True), admin)
+
+    advance_to(auction_id + 30)
+    late_rid = request(late_size, late.address)
+    env = seal_bid(late, Bid(auction_id, late_rid, late_size, 500, 0), domain, pk)
+    put(env)
+    plan[late_rid] = Planned(late_rid, late.address, late_size, 500, "no_pending_shares")
+    month.sizes[late_rid] = late_size
+    advance_to(auction_id + 60)
+
+    month.ops, month.plan = ops, plan
+    fresh = Chain(w3, dep.vault, dep.settlement, genesis=genesis)  # probes the hidden views
+    month.chain = fresh
+    month.price = fresh.share_price()
+    month.free_liquidity = fresh.free_liquidity()
+    month.pending = {rid: month.redemption(rid)[0] for rid in sorted(month.sizes)}
+    assert month.pending == month.sizes
+    month.queue_at_close = month.queue()
+    month.index_at_close = fresh.queue_info().index
+    month.extra = {"foreign_rid": foreign_rid, "late_rid": late_rid, "late": late}
+    return month
