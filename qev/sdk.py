@@ -73,7 +73,7 @@ class HolderChainView(ChainView, Protocol):
         """The request: an object with ``controller`` (20 bytes), ``pending_shares`` and
         ``redemption_timestamp`` (a zero controller when there is no such request)."""
 
-    def nonce(self, contract: bytes, auction_id: int, redemption_id: int) -> int:
+    def auction_nonce(self, contract: bytes, auction_id: int, redemption_id: int) -> int:
         """``nonce(T, redemptionId)`` of ``contract`` (the EIP-712 verifying contract)."""
 
 
@@ -192,7 +192,7 @@ class BidderClient:
         auction = self.auction(auction_id)
         t = int(auction["auction_id"])
         if nonce is None:
-            reader = getattr(self.chain, "nonce", None)
+            reader = getattr(self.chain, "auction_nonce", None)
             contract = parse_address(auction["settlement"])
             nonce = int(reader(contract, t, redemption_id)) if reader is not None else 0
         bid = Bid(t, redemption_id, shares, basis_point, nonce)
@@ -235,7 +235,7 @@ class BidderClient:
     def _holder_chain(self) -> HolderChainView:
         chain = self.chain
         if chain is None or not all(
-            hasattr(chain, name) for name in ("chain_id", "request", "nonce")
+            hasattr(chain, name) for name in ("chain_id", "request", "auction_nonce")
         ):
             raise BidRefusedError("a bid is checked against the chain: the client has no chain")
         return chain  # type: ignore[return-value]
@@ -286,7 +286,7 @@ class BidderClient:
                 f"redemption {redemption_id} matures at {request.redemption_timestamp}, after "
                 f"auction {t} closes: it can only take part in a later auction"
             )
-        nonce = chain.nonce(parse_address(auction["settlement"]), t, redemption_id)
+        nonce = chain.auction_nonce(parse_address(auction["settlement"]), t, redemption_id)
         return Bid(t, redemption_id, shares, basis_point, int(nonce)), request
 
     def cancel(self, auction_id: int, redemption_id: int, ciphertext_hash: bytes) -> Receipt:

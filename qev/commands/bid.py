@@ -93,7 +93,7 @@ class HolderChain:
         """The request as the vault has it now."""
         return self.chain.request(redemption_id)
 
-    def nonce(self, contract: bytes, auction_id: int, redemption_id: int) -> int:
+    def auction_nonce(self, contract: bytes, auction_id: int, redemption_id: int) -> int:
         """``nonce(T, redemptionId)`` of the EIP-712 verifying contract (PROTOCOL 3.2)."""
         from clearing.hexcodec import parse_address, to_checksum_address
         from keeper.artifacts import artifact
@@ -503,7 +503,7 @@ def _live_checks(
     request = ctx.holder.request(rid)
     if sealed is not None:
         contract = parse_address(auction["settlement"])
-        nonce = ctx.holder.nonce(contract, int(auction["auction_id"]), rid)
+        nonce = ctx.holder.auction_nonce(contract, int(auction["auction_id"]), rid)
         if str(nonce) != str(sealed.get("nonce")):
             warnings.append(
                 f"cancelled on-chain: the nonce is now {nonce}, the bid was signed with nonce "
