@@ -178,11 +178,16 @@ class Context:
         )
         return found
 
-    def verifying_contract(self) -> bytes | None:
-        """The EIP-712 verifying contract the auction must name (merkle: the settlement)."""
+    def verifying_contract(self) -> bytes:
+        """The EIP-712 verifying contract the auction must name: the settlement contract, or
+        the registry for the ``registry`` target (configured, else the vault's)."""
         from clearing.hexcodec import parse_address
 
-        return parse_address(self.settlement) if self.settings.target == "merkle" else None
+        if self.settings.target == "registry":
+            from keeper.factory import registry_address
+
+            return parse_address(registry_address(self.settings, self.chain))
+        return parse_address(self.settlement)
 
 
 # --- the subcommands -----------------------------------------------------------------
