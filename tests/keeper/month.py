@@ -895,3 +895,44 @@ def build_registry_month(
     month.index_at_close = fresh.queue_info().index
     month.extra = {"foreign_rid": foreign_rid, "late_rid": late_rid, "late": late}
     return month
+
+
+def published_registry_documents(
+    month: RegistryMonth, store: BidStore, tmp: Path
+) -> dict[str, Any]:
+    """The registry auction's documents as the real service publishes them: the service runs
+    with ``target = registry`` and the registry as its EIP-712 verifying contract."""
+    from fastapi.testclient import TestClient
+
+    from clearing.api.server import build_app
+    from clearing.api.settings import ServiceSettings
+    from keeper.redemptions import Web3Redemptions
+    from keeper.verify import fetch_documents
+
+    (tmp / "service.key").write_text(SERVICE_KEY.hex())
+    (tmp / "service.key").chmod(0o600)
+    settings = ServiceSettings(
+        store_url=f"sqlite:///{tmp / 'unused.db'}",
+        chain_id=month.domain.chain_id,
+        settlement=month.registry,
+        target="registry",
+        genesis=month.genesis,
+        service_key_file=tmp / "service.key",
+    )
+    app = build_app(
+        settings,
+        Web3Redemptions(month.chain),
+        store=store,
+        clock=lambda: int(month.w3.eth.get_block("latest")["timestamp"]),
+    )
+    with TestClient(app) as client:
+
+        def get(path: str) -> Any:
+            r = client.get(path)
+            assert r.status_code == 200, (path, r.status_code, r.text)
+            return r.json()
+
+        docs = fetch_documents(get, month.auction_id)
+    assert docs["auction"]["status"] == "revealed"
+    assert docs["auction"]["eip712"] == {"name": "QEVRegistry", "version": "1.0"}
+    return docs
