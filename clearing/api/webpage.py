@@ -213,7 +213,12 @@ def install_webpage(
     Reads ``web_rpc_url`` (a public RPC URL the page may read the chain through, in
     ``connect-src``) and ``cors_origins`` (origins allowed to call the API; none by default)
     from ``settings`` when it has them. ``app.state.web_bundle_sha256`` is the published hash.
+    A second call on the same app changes nothing.
     """
+    if getattr(app.state, "web_installed", False):  # already wired (by build_app)
+        installed: WebBundle | None = app.state.web_bundle
+        return installed
+    app.state.web_installed = True
     rpc_url: str | None = getattr(settings, "web_rpc_url", None) or None
     add_cors(app, getattr(settings, "cors_origins", None) or ())
     bundle = bundle or WebBundle.load(root)

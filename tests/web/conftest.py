@@ -27,6 +27,14 @@ from tests.integration.conftest import AUCTION, GENESIS, SETTLEMENT, Clock, star
 E18 = 10**18
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the item (the browser fixture reports failures)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "browser: drives Debian's headless Chromium (scripts/install-chromium)"
@@ -62,14 +70,16 @@ def web_app(tmp_path: Path) -> Iterator[Callable[..., WebService]]:
     servers: list[Any] = []
 
     def start(**web: Any) -> WebService:
-        settings = service_settings(tmp_path / f"s{len(servers)}")
+        native = {k: v for k, v in web.items() if k in ServiceSettings.model_fields}
+        settings = service_settings(tmp_path / f"s{len(servers)}", **native)
         holder = Signer(make_key("web-holder"))
         redemptions = InMemoryRedemptions()
         redemptions.add(RedemptionInfo(7, holder.address, 100 * E18, AUCTION - 86_400))
         clock = Clock(AUCTION - 3600)
         app = build_app(settings, redemptions, clock=clock, access_log=False)
-        # the settings the page reads (until ServiceSettings has them: getattr defaults)
-        install_webpage(app, SimpleNamespace(**web))
+        if getattr(app.state, "web_bundle_sha256", None) is None:  # build_app does not wire it yet
+            # the settings the page reads (until ServiceSettings has them: getattr defaults)
+            install_webpage(app, SimpleNamespace(**web))
         url, server, thread = start_server(app)
         servers.append((server, thread))
         return WebService(url, app, clock, holder, redemptions)
@@ -78,3 +88,6 @@ def web_app(tmp_path: Path) -> Iterator[Callable[..., WebService]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+from tests.keeper_tx.conftest import anvil  # noqa: E402, F401 - the shared anvil fixture

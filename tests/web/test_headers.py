@@ -24,6 +24,7 @@ from clearing.api.webpage import (
     WebBundleError,
     bundle_sha256,
     content_security_policy,
+    install_webpage,
     origin_of,
 )
 from clearing.bidding import seal_bid
@@ -154,6 +155,9 @@ def test_page_headers_sri_and_published_hash(web_app):
             assert http.get(path).status_code == 404, path
         assert http.get("/static/index.html").status_code == 404
         assert http.get("/favicon.ico").status_code == 204
+        routes = len(svc.app.routes)
+        assert install_webpage(svc.app).sha256 == published  # a second call changes nothing
+        assert len(svc.app.routes) == routes
         # the page stays out of the API schema (schemathesis tests the API only)
         schema_paths = http.get("/openapi.json").json()["paths"]
         assert "/" not in schema_paths and "/assets/{name}" not in schema_paths

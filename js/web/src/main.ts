@@ -536,6 +536,7 @@ async function onSubmit(event: Event): Promise<void> {
   } finally {
     setBusy(false);
   }
+  await loadRequests();
   await renderJournal();
 }
 
@@ -604,6 +605,7 @@ async function onCancel(entry: JournalEntry): Promise<void> {
   } finally {
     setBusy(false);
   }
+  await loadRequests();
   await renderJournal();
 }
 
@@ -621,6 +623,7 @@ async function onClaim(entry: JournalEntry, allocation: Allocation): Promise<voi
   } finally {
     setBusy(false);
   }
+  await loadRequests();
   await renderJournal();
 }
 
