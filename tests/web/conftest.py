@@ -47,7 +47,9 @@ class WebService:
     app: Any
     clock: Clock
     holder: Signer
+    holder_key: bytes
     redemptions: InMemoryRedemptions
+    master_key_file: Path
 
 
 def service_settings(tmp_path: Path, **extra: Any) -> ServiceSettings:
@@ -72,7 +74,8 @@ def web_app(tmp_path: Path) -> Iterator[Callable[..., WebService]]:
     def start(**web: Any) -> WebService:
         native = {k: v for k, v in web.items() if k in ServiceSettings.model_fields}
         settings = service_settings(tmp_path / f"s{len(servers)}", **native)
-        holder = Signer(make_key("web-holder"))
+        holder_key = make_key("web-holder")
+        holder = Signer(holder_key)
         redemptions = InMemoryRedemptions()
         redemptions.add(RedemptionInfo(7, holder.address, 100 * E18, AUCTION - 86_400))
         clock = Clock(AUCTION - 3600)
@@ -82,7 +85,10 @@ def web_app(tmp_path: Path) -> Iterator[Callable[..., WebService]]:
             install_webpage(app, SimpleNamespace(**web))
         url, server, thread = start_server(app)
         servers.append((server, thread))
-        return WebService(url, app, clock, holder, redemptions)
+        assert settings.master_secret_file is not None
+        return WebService(
+            url, app, clock, holder, holder_key, redemptions, settings.master_secret_file
+        )
 
     yield start
     for server, thread in servers:
