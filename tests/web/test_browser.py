@@ -221,6 +221,10 @@ def test_holder_bids_replaces_cancels_and_claims_from_the_page(stack, browser, m
     text = browser("wait", selector=f"{live} .result", contains="filled")
     assert text.startswith("filled: 400 sUSDai filled, 8 given up, payout 392 USDai")
     assert "proof ✓ against the root settled on-chain; not claimed yet" in text
+    proof = json.loads(browser("text", selector=f"{live} details.proof pre"))
+    allocation = api.get(f"/v1/auctions/{T}/allocations/{rid}").json()
+    assert proof["allocation_root"] == allocation["allocation_root"] == result["allocation_root"]
+    assert proof["proof"] == allocation["proof"] and proof["leaf"] == allocation["leaf"]
     excluded = browser("text", selector=f'#journal li[data-redemption="{other}"] .result')
     assert excluded.startswith("excluded: stale_nonce (the nonce changed on-chain")
     superseded = browser("text", selector='#journal li[data-status="superseded"] .result')

@@ -726,6 +726,16 @@ async function renderJournal(): Promise<void> {
             if (!o) return;
             outcome.append(h("div", { class: `result ${o.cls}` }, o.text));
             li.dataset.outcome = o.text.split(":")[0]!;
+            if (o.allocation) {
+              const proof = {
+                allocation_root: o.allocation.allocation_root,
+                leaf: o.allocation.leaf,
+                proof: o.allocation.proof,
+              };
+              outcome.append(
+                h("details", { class: "proof" }, h("summary", {}, "Allocation proof"), h("pre", {}, JSON.stringify(proof, null, 2))),
+              );
+            }
             if (o.allocation && o.claimable) {
               const claim = h("button", { type: "button", class: "claim" }, "Claim");
               const allocation = o.allocation;
