@@ -1,7 +1,7 @@
 """Smoke check: the committed artifacts deploy and run on py-evm (web3's EthereumTesterProvider).
 
 Deploys MockUSDai, StakedUSDaiQueue, QEVSettlement and QEVRegistry, then runs one auction
-end to end: deposit -> requestRedeem -> commitAuctionKey -> (time travel past T) ->
+end to end: deposit -> requestRedeem -> commitAuctionKey -> (time travel past T) -> commitBook ->
 settleAuction (one-leaf tree, root = leaf, empty proof) -> claim -> revealAuctionKey ->
 serviceRedemptions.
 
@@ -79,6 +79,7 @@ def main():
     )
     leaf = Web3.keccak(Web3.keccak(leaf_value))
     assert leaf == settlement.functions.allocationLeaf(t, 1, alice, filled, burnt, payout).call()
+    send(settlement.functions.commitBook(t, b"\x22" * 32, 1), keeper)  # the book before settling
     rcpt = send(
         settlement.functions.settleAuction(t, leaf, b"\x22" * 32, filled, burnt, payout), keeper
     )

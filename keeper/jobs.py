@@ -1,6 +1,10 @@
 """The keeper's jobs (DESIGN 7): open an auction, and close it in order:
-freeze book -> snapshot -> decrypt + validate -> clear -> persist -> settle -> confirm ->
-push claims -> service the FIFO queue -> reveal the key.
+freeze book -> commitBook -> snapshot -> decrypt + validate -> clear -> persist -> settle ->
+confirm -> push claims -> service the FIFO queue -> reveal the key.
+
+The auction key comes from the master secret (``single`` mode, the default) or, in
+``threshold`` mode, from a ``KeySource`` (``keeper.threshold_key``): the DKG's group key at
+window open, the keypers' combined shares once the book is on-chain.
 
 Every step first looks at what the chain and the store already say, so a keeper killed at
 any point and restarted finishes the same auction with no second settlement.
@@ -32,7 +36,7 @@ from clearing.sealing import derive_auction_secret, public_key_of
 from clearing.store import artifacts as art
 from clearing.store.base import BidStore
 from clearing.validation import AuctionContext
-from keeper.chain import Chain, serviceable_shares
+from keeper.chain import AuctionKeyState, Chain, serviceable_shares
 from keeper.errors import FatalError, SimulationRevertError
 
 BPS = 10_000
@@ -65,6 +69,19 @@ class KeeperStateError(FatalError):
     code = "keeper_state"
 
 
+class KeySource(Protocol):
+    """Where a threshold-mode keeper's auction key comes from (``keeper.threshold_key``)."""
+
+    def key_to_commit(self, auction_id: int) -> tuple[bytes, bytes] | None:
+        """(X25519 public key, transcript hash) once the DKG is final, None while it runs."""
+
+    def check_committed(self, auction_id: int, state: AuctionKeyState) -> None:
+        """Raise ``KeeperStateError`` unless ``state`` commits the DKG's key and transcript."""
+
+    def secret(self, auction_id: int) -> bytes:
+        """The combined X25519 private key, checked against the public key (after commitBook)."""
+
+
 @dataclass
 class KeeperConfig:
     """What the keeper needs besides chain, store and senders (from the settings)."""
@@ -76,6 +93,7 @@ class KeeperConfig:
     liquidity_bps: int = BPS  # share of the free liquidity packaged for each auction
     claim_batch: int = 64
     workers: int = 0  # 0 = all CPUs for opening the book
+    key_source: KeySource | None = None  # threshold mode; None: derive from master_secret
 
     def __post_init__(self) -> None:
         if not 0 <= self.liquidity_bps <= BPS:
@@ -119,17 +137,27 @@ class Keeper:
         self.cfg, self.log, self.service_clock = config, log, service_clock
 
     def secret(self, auction_id: int) -> bytes:
-        """The auction's X25519 private key (derived, never stored in plain form)."""
+        """The auction's X25519 private key (derived, never stored in plain form; threshold
+        mode: combined from the keypers' released shares, available only after commitBook)."""
+        if self.cfg.key_source is not None:
+            return self.cfg.key_source.secret(auction_id)
         return derive_auction_secret(self.cfg.master_secret, auction_id)
 
     def checked_secret(self, auction_id: int) -> bytes:
         """The auction key, checked against the on-chain commitment (DESIGN 3 and 7, rev 2).
 
         A keeper with another master secret would open no bid and settle an empty auction
-        irreversibly; it stops here instead, before anything is frozen or sent.
+        irreversibly; it stops here instead, before anything is frozen or sent. Threshold
+        mode: the DKG's transcript and key must be the ones committed, and the combined key
+        must give the public key (checked by the key source).
         """
-        secret = self.secret(auction_id)
         state = self.chain.key_state(auction_id)
+        if self.cfg.key_source is not None:
+            if not state.committed:
+                raise KeeperStateError(f"auction {auction_id} has no key committed on-chain")
+            self.cfg.key_source.check_committed(auction_id, state)
+            return self.cfg.key_source.secret(auction_id)
+        secret = self.secret(auction_id)
         if not state.committed:
             raise KeeperStateError(f"auction {auction_id} has no key committed on-chain")
         if state.public_key != public_key_of(secret) or state.commitment != keccak256(secret):
@@ -142,8 +170,16 @@ class Keeper:
     # --- window open --------------------------------------------------------------
 
     def open_auction(self, auction_id: int) -> bool:
-        """Commit the auction key on-chain and publish the public key; False if already done."""
-        pk = public_key_of(self.secret(auction_id))
+        """Commit the auction key on-chain and publish the public key; False if already done
+        (threshold mode: also False while the DKG runs)."""
+        if self.cfg.key_source is not None:
+            ready = self.cfg.key_source.key_to_commit(auction_id)
+            if ready is None:
+                return False
+            pk, commitment = ready
+        else:
+            pk = public_key_of(self.secret(auction_id))
+            commitment = b""
         state = self.chain.key_state(auction_id)
         if state.committed and state.public_key != pk:
             raise KeeperStateError(f"auction {auction_id} has another key committed")
@@ -151,7 +187,7 @@ class Keeper:
             self.store.put_artifact(auction_id, art.PUBLIC_KEY, pk)
         if state.committed:
             return False
-        commitment = keccak256(self.secret(auction_id))
+        commitment = commitment or keccak256(self.secret(auction_id))
         fn = self.chain.settlement.functions.commitAuctionKey(auction_id, pk, commitment)
         self.urgent.send(fn, label=f"commitAuctionKey({auction_id})")
         self.log(f"auction {auction_id}: key committed")
@@ -167,9 +203,19 @@ class Keeper:
         _, now = self.chain.latest_block()
         if now < auction_id:
             raise KeeperStateError(f"auction {auction_id} is still open on chain (now {now})")
-        secret = self.checked_secret(auction_id)
+        threshold = self.cfg.key_source
+        if threshold is None:
+            secret = self.checked_secret(auction_id)
+        else:  # the key exists only once the keypers see the book on-chain
+            state = self.chain.key_state(auction_id)
+            if not state.committed:
+                raise KeeperStateError(f"auction {auction_id} has no key committed on-chain")
+            threshold.check_committed(auction_id, state)
         book = self._frozen_book(auction_id, report)
         self._check_book_root(auction_id, book)
+        self._commit_book(auction_id, book)
+        if threshold is not None:
+            secret = threshold.secret(auction_id)
         result = self._cleared(auction_id, book, secret, report)
         self._settle(auction_id, book, secret, result, report)
         self._push_claims(auction_id, report)
@@ -221,6 +267,29 @@ class Keeper:
                 f"auction {auction_id}: the frozen book's root {book['bid_book_root']} differs "
                 f"from the root settled on-chain {onchain}"
             )
+
+    def _commit_book(self, auction_id: int, book: dict[str, Any]) -> None:
+        """``commitBook(T, root, count)`` before any envelope is opened (both key modes).
+
+        Idempotent: nothing is sent if the same book is committed already; another root (or
+        count) on-chain is fatal. Not a reported step (the close's steps are unchanged).
+        """
+        root = from_hex(book["bid_book_root"], 32) if book["bid_book_root"] else bytes(32)
+        count = len(book["bids"])
+        onchain_root, onchain_count, committed_at = self.chain._call(
+            self.chain.settlement.functions.bookCommitment(auction_id)
+        )
+        if int(committed_at):
+            if (bytes(onchain_root), int(onchain_count)) != (root, count):
+                raise KeeperStateError(
+                    f"auction {auction_id}: the frozen book ({to_hex(root)}, {count} envelopes) "
+                    f"differs from the book committed on-chain ({to_hex(bytes(onchain_root))}, "
+                    f"{int(onchain_count)}); nothing was sent"
+                )
+            return
+        fn = self.chain.settlement.functions.commitBook(auction_id, root, count)
+        self.urgent.send(fn, label=f"commitBook({auction_id})")
+        self.log(f"auction {auction_id}: book committed on-chain ({count} envelopes)")
 
     def _cleared(
         self, auction_id: int, book: dict[str, Any], secret: bytes, report: CloseReport
@@ -462,6 +531,7 @@ class Keeper:
                     "private_key": to_hex(secret),
                     "public_key": to_hex(public_key_of(secret)),
                     "tx": tx,
+                    **({"key_mode": "threshold"} if self.cfg.key_source is not None else {}),
                 },
             )
 
@@ -517,4 +587,4 @@ def _block(receipt: Any) -> int | None:
     return int(block) if block is not None else None
 
 
-__all__ = ["CloseReport", "Keeper", "KeeperConfig", "KeeperStateError", "Sender"]
+__all__ = ["CloseReport", "Keeper", "KeeperConfig", "KeeperStateError", "KeySource", "Sender"]

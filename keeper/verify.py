@@ -36,6 +36,12 @@ from clearing.signing import recover_address
 from clearing.validation import AuctionContext, validate_book
 from keeper.chain import Chain
 from keeper.errors import SimulationRevertError
+from keeper.verify_threshold import (
+    check_book_commitment,
+    check_threshold,
+    fetch_threshold_documents,
+    is_threshold,
+)
 
 DOCUMENT_FILES = {  # the published documents and their file names in a ``--out`` directory
     "auction": "auction.json",
@@ -161,6 +167,7 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
         else:
             report.expect("allocation tree dump root", to_hex(tree.root), allocation_root)
     if chain is not None:
+        check_book_commitment(report, chain, t, book)
         _check_chain(
             report,
             chain,
@@ -171,6 +178,7 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
             allocation_root=allocation_root,
             requests=requests,
             receipt_signer=auction.get("receipt_signer"),
+            threshold=is_threshold(docs),
             reclear=lambda block: _reclear(
                 chain,
                 t,
@@ -182,6 +190,8 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
                 block=block,
             ),
         )
+    if is_threshold(docs):
+        check_threshold(report, docs, chain)
     return report
 
 
@@ -307,6 +317,7 @@ def _check_chain(
     requests: dict[int, Any],
     receipt_signer: str | None,
     reclear: Any,
+    threshold: bool = False,
 ) -> None:
     zero = "0x" + "00" * 32
     report.expect("chain id", result.get("chain_id"), chain.chain_id())
@@ -322,7 +333,8 @@ def _check_chain(
         to_checksum_address(chain.receipt_signer()),
     )
     key = chain.key_state(t)
-    report.expect("on-chain key commitment", to_hex(key.commitment), to_hex(keccak256(secret)))
+    if not threshold:  # threshold mode: the transcript hash (check_threshold)
+        report.expect("on-chain key commitment", to_hex(key.commitment), to_hex(keccak256(secret)))
     report.expect("on-chain public key", to_hex(key.public_key), to_hex(public_key_of(secret)))
     settled = chain.settled(t)
     report.expect(
@@ -363,10 +375,10 @@ def _check_snapshot_block(
         report.expect(f"abandoned[{i}].snapshot_block", record["snapshot_block"], expected)
         error = _resimulate_abandoned(chain, t, result, record, reclear)
         report.checks.append(f"abandoned[{i}] re-simulated at block {record['retry_block']}")
-        if error is None:
+        if error is None or error.split("(")[0] != str(record.get("error")).split("(")[0]:
             report.differences.append(
                 f"abandoned[{i}]: settling its result at block {record['retry_block']} "
-                "does not revert"
+                f"does not revert with {record.get('error')} (got {error})"
             )
         expected = int(record["retry_block"])
     report.expect(
@@ -408,7 +420,7 @@ def _resimulate_abandoned(
 def fetch_documents(get: Callable[[str], Any], auction_id: int) -> dict[str, Any]:
     """The documents of ``auction_id`` through ``get(path) -> JSON`` (service or directory)."""
     base = f"/v1/auctions/{auction_id}"
-    return {
+    docs = {
         "auction": get(base),
         "book": get(f"{base}/book"),
         "history": get(f"{base}/book/history"),
@@ -416,6 +428,8 @@ def fetch_documents(get: Callable[[str], Any], auction_id: int) -> dict[str, Any
         "result": get(f"{base}/result"),
         "allocation-tree": get(f"{base}/allocation-tree"),
     }
+    fetch_threshold_documents(get, auction_id, docs)  # threshold mode: transcript, shares
+    return docs
 
 
 __all__ = ["DOCUMENTS", "DOCUMENT_FILES", "VerifyReport", "fetch_documents", "verify_documents"]

@@ -58,6 +58,12 @@ abstract contract Base is Test {
         settlement.commitAuctionKey(auctionId, PK, keccak256(abi.encodePacked(SK)));
     }
 
+    /// @dev `commitBook(T, root, count)` from the keeper (settleAuction requires the committed root).
+    function _commitBook(uint64 auctionId, bytes32 root) internal {
+        vm.prank(keeper);
+        settlement.commitBook(auctionId, root, root == bytes32(0) ? 0 : 1);
+    }
+
     /// @dev Computed locally (no external call, so vm.prank/expectRevert apply to the claim itself).
     function _leaf(uint64 auctionId, QEVSettlement.Allocation memory a) internal pure returns (bytes32) {
         return keccak256(
@@ -113,6 +119,7 @@ abstract contract Base is Test {
     {
         tree = _tree(auctionId, allocs);
         (uint256 s, uint256 b, uint256 p) = _totals(allocs);
+        _commitBook(auctionId, keccak256("book"));
         vm.prank(keeper);
         settlement.settleAuction(auctionId, tree[0], keccak256("book"), s, b, p);
     }

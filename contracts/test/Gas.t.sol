@@ -49,6 +49,7 @@ abstract contract GasBase is Base {
         bytes32[] memory t = Merkle.build(leaves);
         for (uint256 i; i < t.length; i++) tree.push(t[i]);
         (uint256 s, uint256 b, uint256 p) = _totals(allocs);
+        _commitBook(T1, keccak256("book"));
         vm.prank(keeper);
         settlement.settleAuction(T1, t[0], keccak256("book"), s, b, p);
         // steady state: one leaf already claimed
@@ -119,6 +120,7 @@ abstract contract GasBase is Base {
     function test_gas_settle() public {
         vm.pauseGasMetering();
         vm.warp(T2);
+        _commitBook(T2, keccak256("book2"));
         bytes memory data = abi.encodeCall(
             QEVSettlement.settleAuction, (T2, tree[1], keccak256("book2"), 10e18, 1e18, 9e18)
         );

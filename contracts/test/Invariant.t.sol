@@ -121,6 +121,7 @@ contract Handler is Test {
             for (uint256 i; i < tree.length; i++) _trees[t].push(tree[i]);
             root = tree[0];
         }
+        settlement.commitBook(t, bytes32(seed), seed == 0 ? 0 : 1);
         settlement.settleAuction(t, root, bytes32(seed), x.shares, x.burnt, x.payout);
         settled.push(t);
     }

@@ -135,7 +135,7 @@ contract QEVSettlementTest is Base {
         _settle(T1, _allocs());
         vm.expectRevert(abi.encodeWithSelector(QEVSettlement.AuctionAlreadySettled.selector, T1));
         vm.prank(keeper);
-        settlement.settleAuction(T1, bytes32(uint256(1)), bytes32(0), 0, 0, 0);
+        settlement.settleAuction(T1, bytes32(uint256(1)), keccak256("book"), 0, 0, 0);
     }
 
     function test_settle_reverts_misuse() public {
@@ -152,6 +152,14 @@ contract QEVSettlementTest is Base {
         vm.expectRevert(abi.encodeWithSelector(QEVSettlement.KeyNotCommitted.selector, T2));
         vm.prank(keeper);
         settlement.settleAuction(T2, bytes32(0), bytes32(0), 0, 0, 0);
+        // book not committed, then another root than the committed one
+        vm.expectRevert(abi.encodeWithSelector(QEVSettlement.BookNotCommitted.selector, T1));
+        vm.prank(keeper);
+        settlement.settleAuction(T1, bytes32(0), bytes32(0), 0, 0, 0);
+        _commitBook(T1, bytes32(0));
+        vm.expectRevert(abi.encodeWithSelector(QEVSettlement.BookRootMismatch.selector, bytes32(0), keccak256("x")));
+        vm.prank(keeper);
+        settlement.settleAuction(T1, bytes32(0), keccak256("x"), 0, 0, 0);
         // burnt > shares
         vm.expectRevert(QEVSettlement.InvalidAmount.selector);
         vm.prank(keeper);
@@ -189,6 +197,7 @@ contract QEVSettlementTest is Base {
         assertGt(a[0].payout, 2650e18);
         price;
         bytes32[] memory tree = _tree(T2 + WINDOW, a);
+        _commitBook(T2 + WINDOW, bytes32(0));
         vm.expectRevert(IStakedUSDaiQueue.InsufficientBalance.selector);
         vm.prank(keeper);
         settlement.settleAuction(T2 + WINDOW, tree[0], bytes32(0), a[0].sharesFilled, a[0].sharesBurnt, a[0].payout);
@@ -203,6 +212,7 @@ contract QEVSettlementTest is Base {
         bytes32[] memory tree = _tree(T1, a);
         (uint256 s, uint256 b, uint256 p) = _totals(a);
         (uint256 vaultUsdaiBefore,) = vault.balances();
+        _commitBook(T1, keccak256("book"));
 
         vm.expectEmit();
         emit AuctionSettled(T1, tree[0], keccak256("book"), s, b, p, b / 100);
@@ -300,6 +310,7 @@ contract QEVSettlementTest is Base {
         bytes32[] memory tree = _tree(T1, a);
         (uint256 s, uint256 b, uint256 p) = _totals(a);
         // keeper settles with less payout than the leaves add up to
+        _commitBook(T1, bytes32(0));
         vm.prank(keeper);
         settlement.settleAuction(T1, tree[0], bytes32(0), s, b, p - 1);
         _claim(T1, tree, a[0]);
@@ -312,6 +323,7 @@ contract QEVSettlementTest is Base {
         QEVSettlement.Allocation[] memory a = _allocs();
         bytes32[] memory tree = _tree(T1, a);
         (uint256 s, uint256 b, uint256 p) = _totals(a);
+        _commitBook(T1, bytes32(0));
         vm.prank(keeper);
         settlement.settleAuction(T1, tree[0], bytes32(0), s - 1, b - 1, p);
         _claim(T1, tree, a[0]);
@@ -334,6 +346,7 @@ contract QEVSettlementTest is Base {
         a[0] = QEVSettlement.Allocation(idA, alice, 10e18, 11e18, 0);
         a[1] = _alloc(idB, bob, 100e18, 100, vault.redemptionSharePrice());
         bytes32[] memory tree = _tree(T1, a);
+        _commitBook(T1, bytes32(0));
         vm.prank(keeper);
         settlement.settleAuction(T1, tree[0], bytes32(0), 110e18, 11e18, a[1].payout);
         vm.expectRevert(abi.encodeWithSelector(QEVSettlement.ClaimExceedsSettlement.selector, T1));
@@ -515,6 +528,7 @@ contract QEVSettlementTest is Base {
 
     function test_emptySettlement() public {
         vm.warp(T1);
+        _commitBook(T1, keccak256("book"));
         vm.prank(keeper);
         settlement.settleAuction(T1, bytes32(0), keccak256("book"), 0, 0, 0);
         assertTrue(settlement.isSettled(T1));

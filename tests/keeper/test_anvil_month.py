@@ -180,7 +180,8 @@ def test_full_month_on_anvil(anvil: AnvilEnv, tmp_path: Path) -> None:
     a.reference.update(state=state, result=result)
     # the keeper's two lanes sent exactly their own transactions
     w3 = m.w3
-    assert w3.eth.get_transaction_count(m.urgent_account.address) == 3  # commit, settle, reveal
+    # commit, commitBook, settle, reveal
+    assert w3.eth.get_transaction_count(m.urgent_account.address) == 4
     assert w3.eth.get_transaction_count(m.house_account.address) == 2  # claims, service
     assert m.keeper(anvil.store()).close_auction(m.auction_id).done == []
 

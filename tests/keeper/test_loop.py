@@ -216,8 +216,8 @@ def test_run_exports_gauges_and_logs_each_duty(env: Env, caplog: pytest.LogCaptu
     lanes = {r.lane for r in waits}  # type: ignore[attr-defined]
     assert lanes == {"urgent", "housekeeping"}
     close_waits = [r for r in waits if r.auction_id == t]  # type: ignore[attr-defined]
-    # settle, claims, queue, reveal: one record each, at send (py-evm mines at once)
-    assert len(close_waits) == 4
+    # commitBook, settle, claims, queue, reveal: one record each, at send (py-evm mines at once)
+    assert len(close_waits) == 5
     for r in close_waits:
         assert r.name == "qev.keeper.tx" and r.levelno == logging.INFO
         assert (r.duty, r.confirmations, r.needed, r.waited_s) == ("close", 0, 1, 0.0)  # type: ignore[attr-defined]
