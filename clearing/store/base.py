@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from clearing.errors import QevError
+from clearing.store.board import BoardOutcome, BoardRecord
 
 
 class BidStatus(StrEnum):
@@ -210,6 +211,12 @@ class BidStore(Protocol):
 
     def get_artifact(self, auction_id: int, name: str) -> bytes | None:
         """A stored artifact, if any."""
+
+    def board_put(self, record: BoardRecord) -> tuple[BoardOutcome, BoardRecord]:
+        """Store a bulletin-board message in its slot unless taken (``store.board``)."""
+
+    def board_records(self, auction_id: int) -> list[BoardRecord]:
+        """Every bulletin-board message of an auction, in the order stored."""
 
     def ping(self) -> None:
         """Raise ``StoreUnavailableError`` unless the store answers (readiness)."""

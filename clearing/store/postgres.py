@@ -68,6 +68,7 @@ from clearing.store.base import (
     StoreError,
     StoreUnavailableError,
 )
+from clearing.store.board import BoardOutcome, BoardRecord, check_record
 
 T = TypeVar("T")
 
@@ -554,6 +555,48 @@ class PostgresBidStore:
             ).fetchone()
         )
         return None if row is None else bytes(row[0])
+
+    # -- BoardStore ----------------------------------------------------------------------
+
+    def board_put(self, record: BoardRecord) -> tuple[BoardOutcome, BoardRecord]:
+        """Store a board message in its slot unless the slot is taken (replicas racing for
+        one slot meet at its unique constraint: the loser reads the winner's row)."""
+        check_record(record)
+        key = (record.auction_id, record.kind, record.slot_a, record.slot_b)
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[bytes, int] | None:
+            inserted = conn.execute(
+                "INSERT INTO dkg_board (auction_id, kind, slot_a, slot_b, body, received_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+                (*key, record.body, record.received_at),
+            ).fetchone()
+            if inserted is not None:
+                return None
+            row = conn.execute(
+                "SELECT body, received_at FROM dkg_board"
+                " WHERE auction_id = %s AND kind = %s AND slot_a = %s AND slot_b = %s",
+                key,
+            ).fetchone()
+            assert row is not None  # the conflicting row is committed: ON CONFLICT waited
+            return bytes(row[0]), int(row[1])
+
+        found = self._write(run)
+        if found is None:
+            return BoardOutcome.CREATED, record
+        stored = BoardRecord(*key, found[0], found[1])
+        same = stored.body == record.body
+        return (BoardOutcome.IDENTICAL if same else BoardOutcome.CONFLICT), stored
+
+    def board_records(self, auction_id: int) -> list[BoardRecord]:
+        """Every board message of ``auction_id`` in the order stored."""
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT auction_id, kind, slot_a, slot_b, body, received_at FROM dkg_board"
+                " WHERE auction_id = %s ORDER BY id",
+                (auction_id,),
+            ).fetchall()
+        )
+        return [BoardRecord(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows]
 
     def ping(self) -> None:
         """Raise ``StoreUnavailableError`` unless the server answers and the schema exists."""

@@ -45,6 +45,7 @@ from clearing.store.base import (
     StoreError,
     StoreUnavailableError,
 )
+from clearing.store.board import BoardOutcome, BoardRecord, check_record
 
 T = TypeVar("T")
 
@@ -475,6 +476,39 @@ class SqliteBidStore:
                 "SELECT body FROM artifacts WHERE auction_id = ? AND name = ?", (auction_id, name)
             ).fetchone()
         return None if row is None else bytes(row[0])
+
+    # -- BoardStore ----------------------------------------------------------------------
+
+    def board_put(self, record: BoardRecord) -> tuple[BoardOutcome, BoardRecord]:
+        """Store a board message in its slot unless the slot is taken (one transaction)."""
+        check_record(record)
+        key = (record.auction_id, record.kind, record.slot_a, record.slot_b)
+        with self._write_transaction() as conn:
+            row = conn.execute(
+                "SELECT body, received_at FROM dkg_board"
+                " WHERE auction_id = ? AND kind = ? AND slot_a = ? AND slot_b = ?",
+                key,
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO dkg_board (auction_id, kind, slot_a, slot_b, body, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (*key, record.body, record.received_at),
+                )
+                return BoardOutcome.CREATED, record
+        stored = BoardRecord(*key, bytes(row[0]), int(row[1]))
+        same = stored.body == record.body
+        return (BoardOutcome.IDENTICAL if same else BoardOutcome.CONFLICT), stored
+
+    def board_records(self, auction_id: int) -> list[BoardRecord]:
+        """Every board message of ``auction_id`` in the order stored."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT auction_id, kind, slot_a, slot_b, body, received_at FROM dkg_board"
+                " WHERE auction_id = ? ORDER BY id",
+                (auction_id,),
+            ).fetchall()
+        return [BoardRecord(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows]
 
     def ping(self) -> None:
         """Raise ``StoreUnavailableError`` unless the database answers and is migrated."""

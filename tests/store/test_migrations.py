@@ -101,7 +101,7 @@ def test_v1_database_upgrades_and_keeps_its_rows(v1_store: BidStore) -> None:
     store = v1_store
     assert _versions(store) == [1]
     store.migrate()
-    assert _versions(store) == [1, 2]
+    assert _versions(store) == [1, 2, 3]
     pair1 = store.history(A, 1)
     assert [(b.sequence, b.status) for b in pair1] == [
         (1, BidStatus.SUPERSEDED),
