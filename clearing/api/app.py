@@ -360,7 +360,9 @@ def create_app(
 
     @app.get("/v1/auctions/current", response_model=AuctionInfo, responses=problem_responses)
     def current_auction() -> Any:
-        return service.current_auction()
+        published = getattr(app.state, "web_bundle_sha256", None)
+        document = service.current_auction()
+        return {**document, "web_bundle_sha256": published} if published else document
 
     @app.get("/v1/auctions/{auction_id}", response_model=AuctionInfo, responses=problem_responses)
     def get_auction(auction_id: int = AuctionId) -> Any:

@@ -53,6 +53,11 @@ class AuctionInfo(BaseModel):
         description="the address that signs receipts; also registered on-chain as the "
         "settlement contract's receiptSigner()"
     )
+    web_bundle_sha256: str | None = Field(
+        default=None,
+        description="sha256 of the holder's web page bundle this service serves at / "
+        "(rebuild with scripts/build-web --hash and compare); absent if no page is served",
+    )
 
 
 class Receipt(BaseModel):

@@ -69,6 +69,15 @@ class ServiceSettings(ChainSettings):
         ge=1,
         description="chain reads per client per auction for controller look-ups (uncached)",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins of pages hosted elsewhere that may call the API; none: same origin",
+    )
+    web_rpc_url: str | None = Field(
+        default=None,
+        description="a public RPC URL the web page reads the chain through (its connect-src); "
+        "never the operator's rpc_url",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
     access_log: bool = True

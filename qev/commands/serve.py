@@ -48,15 +48,11 @@ def serve_app() -> FastAPI:
     def probe() -> None:
         chain.latest_block()
 
-    return build_app(settings, Web3Redemptions(chain), **_optional(build_app, chain_probe=probe))
+    from clearing.api.webpage import install_webpage
 
-
-def _optional(fn: Any, **kwargs: Any) -> dict[str, Any]:
-    """The keyword arguments ``fn`` accepts (the edge grows its options separately)."""
-    import inspect
-
-    accepted = inspect.signature(fn).parameters
-    return {k: v for k, v in kwargs.items() if k in accepted}
+    app = build_app(settings, Web3Redemptions(chain), chain_probe=probe)
+    install_webpage(app, settings)  # the holder's page at / (CSP, SRI, its hash published)
+    return app
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -91,19 +87,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _uvicorn_config(settings: ServiceSettings, host: str, port: int) -> Any:
-    import uvicorn
+    from clearing.api.edge_limits import uvicorn_config
 
-    try:
-        from clearing.api.edge_limits import uvicorn_config
-    except ImportError:  # pragma: no cover - the edge module is optional while it lands
-        return uvicorn.Config(
-            "qev.commands.serve:serve_app",
-            factory=True,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
     return uvicorn_config(
         "qev.commands.serve:serve_app", settings, factory=True, host=host, port=port
     )

@@ -111,3 +111,31 @@ def test_deployment_file_of_another_chain_is_refused(stack, capsys):
     stack["deployment"].write_text(json.dumps({"chain_id": 1, "settlement": "0x" + "00" * 20}))
     assert main(["deploy", "--dev"]) == 2
     assert "is a deployment on chain 1, not 31337" in capsys.readouterr().err
+
+
+def test_qev_serve_app_serves_the_page_and_publishes_its_hash(stack):
+    """``qev serve``'s app (chain-checked settings) serves the holder's page at / with its
+    CSP, and ``/v1/auctions/current`` publishes the bundle hash anyone can rebuild."""
+    import subprocess
+
+    from starlette.testclient import TestClient
+
+    from qev.commands.serve import serve_app
+    from tests.ops.conftest import ROOT
+
+    assert main(["deploy", "--dev"]) == 0
+    expected = subprocess.run(
+        [str(ROOT / "scripts" / "build-web"), "--hash"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()[-1]
+    with TestClient(serve_app()) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("style-src")[0]
+        current = client.get("/v1/auctions/current").json()
+        assert current["web_bundle_sha256"] == expected
+        assert page.headers["x-qev-web-bundle-sha256"] == expected  # the footer reads it too
