@@ -23,6 +23,11 @@ class KeeperSettings(ChainSettings):
         default=Path("qev-data/keeper-housekeeping.key"),
         description="keystore of the housekeeping lane",
     )
+    key_mode: Literal["single", "threshold"] = Field(
+        default="single",
+        description="single: keys from master_secret_file; threshold: a keyper committee's DKG "
+        "on the service's bulletin board (PROTOCOL 10), no master secret",
+    )
     mode: Literal["pay_as_bid", "uniform"] = "pay_as_bid"
     min_fill: int = 10**18
     liquidity_bps: int = 10_000

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Gauge
@@ -291,6 +292,18 @@ class ThresholdKeys:
         return key
 
 
+def threshold_source(
+    settings: Any, chain: Chain, store: BoardStore, domain: Eip712Domain
+) -> ThresholdKeys | None:
+    """The keeper's key source for ``settings.key_mode`` (None: single mode, master secret).
+
+    For ``keeper.factory.build_keeper``: ``KeeperConfig(key_source=threshold_source(...))``.
+    """
+    if getattr(settings, "key_mode", "single") != "threshold":
+        return None
+    return ThresholdKeys(chain, store, domain, AuctionCalendar(chain.genesis(), settings.window))
+
+
 __all__ = [
     "FINAL_GRACE",
     "KEY_MODE_SINGLE",
@@ -304,4 +317,5 @@ __all__ = [
     "book_commitment",
     "current_committee_id",
     "read_committee",
+    "threshold_source",
 ]

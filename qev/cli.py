@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         deploy,
         devchain,
         keeper,
+        keyper,
         keys,
         serve,
         status,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (demo, keys, deploy, config, serve, keeper, status, verify, bid, devchain):
         module.register(sub)
+    keyper.register(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from clearing.api.app import create_app
+from clearing.api.board import BulletinBoard, CommitteeSource, mount_board
 from clearing.api.keys import DerivedAuctionKeys, StoredAuctionKeys
 from clearing.api.ratelimit import LookupBudget, TokenBuckets
 from clearing.api.service import ClearingService, ServiceDeps
@@ -31,6 +32,7 @@ def build_app(
     clock: Callable[[], int] | None = None,
     chain_probe: Callable[[], None] | None = None,
     access_log: bool | None = None,
+    committees: CommitteeSource | None = None,
 ) -> FastAPI:
     """The service app for ``settings`` (the store is opened and migrated here).
 
@@ -39,6 +41,8 @@ def build_app(
     ``chain_probe``: a cheap chain read that ``/readyz`` makes (503 ``chain_unavailable``
     when it raises or hangs). ``access_log`` overrides ``settings.access_log``. Serve the
     app with ``clearing.api.edge_limits.uvicorn_config`` (the connection-level limits).
+    ``committees`` (threshold mode, ``keeper.threshold_key.ChainCommittees``): with it the
+    keypers' bulletin board is served under ``/v1/auctions/{T}/dkg``.
     """
     settings.require("chain_id", "settlement", "genesis")
     assert settings.chain_id is not None and settings.genesis is not None  # for mypy
@@ -92,7 +96,7 @@ def build_app(
         service.close()
         store.close()
 
-    return create_app(
+    app = create_app(
         service,
         max_body=settings.max_body_bytes,
         client_limit=TokenBuckets(settings.client_rate, settings.client_burst, time.monotonic),
@@ -104,6 +108,9 @@ def build_app(
         access_log=settings.access_log if access_log is None else access_log,
         chain_probe=chain_probe,
     )
+    if committees is not None:
+        mount_board(app, BulletinBoard(store, committees, deps.domain, deps.calendar, deps.clock))
+    return app
 
 
 __all__ = ["build_app"]

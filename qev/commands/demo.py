@@ -23,6 +23,8 @@ def _demo(args: argparse.Namespace) -> int:
     # would bury that story (they remain one --log-format away in `qev serve`/`keeper run`)
     for name in ("qev.access", "qev.keeper", "qev.keeper.tx", "uvicorn.error"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if args.key_mode == "threshold":  # a 3-of-5 keyper committee holds the key
+        from qev.demo_threshold import run_threshold_demo as run_demo  # type: ignore[assignment]
 
     result = run_demo(
         holders=args.holders, out_dir=Path(args.out) if args.out else None, mode=args.mode
@@ -61,4 +63,5 @@ def register(sub: Any) -> None:
     p.add_argument("--holders", type=int, default=200)
     p.add_argument("--mode", choices=["pay_as_bid", "uniform"], default="pay_as_bid")
     p.add_argument("--out", default=None, help="write the published artifacts to this directory")
+    p.add_argument("--key-mode", choices=["single", "threshold"], default="single")
     p.set_defaults(func=_demo)

@@ -31,6 +31,15 @@ def _create(args: argparse.Namespace) -> int:
         create_key(path, "master secret")
         print(f"created the master secret in {path} (mode 0600); it is never printed")
         return 0
+    if args.action == "keyper-identity":
+        from clearing.keyfiles import read_key
+        from clearing.sealing import public_key_of
+
+        create_key(path, "keyper identity key")
+        public = public_key_of(read_key(path, "keyper identity key"))
+        print(f"created a keyper identity key in {path} (mode 0600); it is never printed")
+        print(f"identity public key (register it with the committee): 0x{public.hex()}")
+        return 0
     settings = settings_of(args, ChainSettings)
     what = "receipt signing key" if args.action == "service-key" else "account key"
     address = create_keystore(path, settings.passphrase(), what)
@@ -106,6 +115,7 @@ def register(sub: Any) -> None:
         ("master-secret", "create the keeper's master secret (0600 hex file)"),
         ("account", "create an account keystore (keeper lanes, deployer, keyper)"),
         ("service-key", "create the receipt signer's keystore"),
+        ("keyper-identity", "create a keyper's X25519 identity key (0600 hex file)"),
     ):
         k = keys.add_parser(action, help=text, description=text)
         k.add_argument("--file", required=True, help="where to write it (refuses to overwrite)")

@@ -38,6 +38,9 @@ def _run(args: argparse.Namespace) -> int:
             k: json.loads((folder / f).read_text()) if (folder / f).exists() else None
             for k, f in DOCUMENT_FILES.items()
         }
+        from keeper.verify_threshold import read_threshold_documents
+
+        read_threshold_documents(folder, docs)  # threshold mode: transcript.json, shares.json
     else:
         if args.service is None or args.auction is None:
             raise SystemExit("qev verify: give --service URL --auction T, or --dir DIR")
