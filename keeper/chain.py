@@ -116,6 +116,11 @@ class Chain:
         except Exception as e:  # RPC failures of every transport are retryable reads
             raise ChainReadError(f"{fn.fn_name} failed: {_why(e)}") from e
 
+    @property
+    def genesis_hint(self) -> int | None:
+        """The configured genesis given at construction (None if none)."""
+        return self._genesis_hint
+
     def read(self, fn: Any, block: int | str = "latest") -> Any:
         """Any bound contract read at ``block``; a node failure is a ``ChainReadError``."""
         return self._call(fn, block)

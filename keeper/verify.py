@@ -76,7 +76,15 @@ class VerifyReport:
 
 
 def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> VerifyReport:
-    """Check the documents against each other, against a re-run, and against the chain."""
+    """Check the documents against each other, against a re-run, and against the chain.
+
+    A result of the ``registry`` target (``result.target``) is verified by its own rules
+    (``keeper.targets.registry_verify``): the bids on the registry and the reorder.
+    """
+    if (docs.get("result") or {}).get("target") == "registry":
+        from keeper.targets.registry_verify import verify_registry_documents
+
+        return verify_registry_documents(docs, chain)
     auction, book, key, result = docs["auction"], docs["book"], docs["key"], docs["result"]
     history = docs.get("history")
     t = int(auction["auction_id"])

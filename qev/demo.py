@@ -103,8 +103,18 @@ def run_demo(
     mode: str = "pay_as_bid",
     seed: int = 7,
     quiet: bool = False,
+    *,
+    target: str = "merkle",
 ) -> DemoResult:
-    """Run the month; returns the summary and whether the independent verification passed."""
+    """Run the month; returns the summary and whether the independent verification passed.
+
+    ``target = "registry"`` runs the month against USD.AI's draft QEV registry instead
+    (``run_registry_demo``; ``mode`` plays no part there: every valid bid is posted).
+    """
+    if target == "registry":
+        return run_registry_demo(holders=holders, out_dir=out_dir, seed=seed, quiet=quiet)
+    if target != "merkle":
+        raise ValueError(f"unknown target {target!r}: merkle or registry")
     say = Progress(quiet)
     rng = random.Random(seed)  # noqa: S311 - demo data, not keys
     provider = LockedTesterProvider()
@@ -530,4 +540,351 @@ def _print_summary(s: dict[str, Any], quiet: bool) -> None:
     )
 
 
-__all__ = ["DemoResult", "run_demo"]
+# --- the registry target ----------------------------------------------------------------------
+
+REGISTRY_FEE_BPS = 100  # the draft's admin fee
+REGISTRY_BATCHES = {"post_bids": 40, "reorder_bids": 60}  # several batches of each in the demo
+
+
+def _one_shot_estimate(state: Any, transaction: Any) -> int:
+    """py-evm's default gas estimator bisects (about 13 EVM runs); the demo's in-process chain
+    runs the call once at the block gas limit and answers intrinsic + 1.5 x execution gas.
+    Only the demo node's answer changes: the keeper still estimates, bounds and signs as it
+    would against any node."""
+    from eth.vm.spoof import SpoofTransaction
+
+    snapshot = state.snapshot()
+    try:
+        computation = state.apply_transaction(
+            SpoofTransaction(transaction, gas=state.gas_limit, gas_price=0)
+        )
+        if computation.is_error:
+            raise computation.error
+        used = computation.get_gas_used()
+    finally:
+        state.revert(snapshot)
+    return int(min(state.gas_limit, transaction.intrinsic_gas + used * 3 // 2))
+
+
+def run_registry_demo(
+    holders: int = 200,
+    out_dir: Path | None = None,
+    seed: int = 7,
+    quiet: bool = False,
+) -> DemoResult:
+    """The month against USD.AI's draft QEV registry (``qev demo --target registry``).
+
+    Same sealed intake, receipts and published documents as the merkle demo; at close the
+    keeper posts every valid bid to the registry in rule-2 order (gas-bounded batches),
+    settles it there, has the vault reorder the queue (burning each discount, splitting partial
+    bids into new requests, the fee once per call), services the queue by walking it from the
+    head and reveals the key. The vault shows only the draft's views (its model-only
+    ``balances()``, ``genesisTimestamp()`` and ``qevRedemptionInfo()`` are hidden), and the
+    verification is the registry target's (the bids on-chain are exactly the valid sealed bids
+    in rule-2 order; burns, new ids, fees and the queue order as the draft's rules give).
+    """
+    from keeper.duties.registry import RegistryBatches, RegistryKeeper
+    from keeper.targets.registry import Registry, deploy_registry
+
+    say = Progress(quiet)
+    rng = random.Random(seed)  # noqa: S311 - demo data, not keys
+    provider = LockedTesterProvider()
+    w3 = Web3(provider)
+    tester: Any = provider.ethereum_tester
+    tester.backend.chain.gas_estimator = _one_shot_estimate
+    admin = w3.eth.accounts[0]
+    keys = tester.backend.account_keys
+    urgent_acct = Account.from_key(keys[1].to_bytes())
+    house_acct = Account.from_key(keys[2].to_bytes())
+    tmp = Path(tempfile.mkdtemp(prefix="qev-demo-registry-"))
+    service_address = Signer(load_or_create_key(tmp / "service.key")).address
+    keepers = [urgent_acct.address, house_acct.address]
+    dep = deploy_stack(w3, admin, keepers, receipt_signer=to_checksum_address(service_address))
+    registry_address = deploy_registry(
+        w3, admin, dep.vault, keepers, admin_fee_rate=REGISTRY_FEE_BPS, fee_recipient=admin
+    )
+    # holders and the service read through `chain`; the keeper gets a binding of its own that
+    # first reads the vault after its model-only views are hidden (at close, below)
+    chain = Chain(w3, dep.vault, dep.settlement)
+    genesis = chain.genesis()
+    auction_id = genesis + 2 * W
+    keeper_chain = Chain(w3, dep.vault, dep.settlement, genesis=genesis)
+    registry = Registry(keeper_chain, registry_address)
+    say(
+        f"contracts deployed on py-evm (chain {w3.eth.chain_id}): QEV registry "
+        f"{registry_address} (fee {REGISTRY_FEE_BPS} bp), settlement contract for the key and "
+        f"the receipt signer; genesis {genesis}, auction T = {auction_id}"
+    )
+
+    # --- holders: deposits and redemption requests in two windows -----------------------
+    vault, usdai = chain.vault, chain.usdai
+    signers = [Signer(_key(f"holder-{i}")) for i in range(holders)]
+    sizes = [rng.randint(20, 2_000) * E18 for _ in signers]
+    total = sum(sizes)
+    transact(w3, usdai.functions.mint(admin, 2 * total), admin)
+    transact(w3, usdai.functions.approve(vault.address, 2 * total), admin)
+    transact(w3, vault.functions.deposit(2 * total, admin), admin)
+    first_window = holders * 3 // 5
+    rids: list[int] = []
+    for i, (s, size) in enumerate(zip(signers, sizes, strict=True)):
+        if i == first_window:
+            tester.time_travel(genesis + W + 3600)
+        receipt = transact(
+            w3, vault.functions.requestRedeem(size, to_checksum_address(s.address), admin), admin
+        )
+        rids.append(int(receipt["logs"][-1]["topics"][3].hex(), 16))
+    held = usdai.functions.balanceOf(vault.address).call()
+    deployed = held * 85 // 100
+    transact(w3, usdai.functions.burn(vault.address, deployed), admin)
+    transact(w3, vault.functions.setExternalAssets(deployed * 1_008 // 1_000), admin)
+    say(
+        f"{holders} holders requested {total // E18:,} sUSDai over two windows; "
+        f"free liquidity {chain.free_liquidity() // E18:,} USDai, "
+        f"share price {chain.share_price() / E18:.4f}"
+    )
+
+    # --- keeper opens the auction; the service takes sealed bids in the registry's domain ----
+    store_url = f"sqlite:///{tmp / 'qev.db'}"
+    keeper_store = open_store(store_url)
+    master = _key("keeper-master-secret")
+    settings = ServiceSettings(
+        store_url=SecretStr(store_url),
+        chain_id=w3.eth.chain_id,
+        settlement=registry_address,  # the EIP-712 verifying contract (PROTOCOL Appendix B.5)
+        target="registry",
+        genesis=genesis,
+        service_key_file=tmp / "service.key",
+        controller_rate=1e6,
+        controller_burst=10**6,
+        client_rate=1e6,
+        client_burst=10**6,
+    )
+    domain = Eip712Domain(
+        settings.domain_name(),
+        settings.domain_version(),
+        w3.eth.chain_id,
+        parse_address(registry_address),
+    )
+
+    def chain_clock() -> int:
+        return int(w3.eth.get_block("latest")["timestamp"])
+
+    def service_clock() -> int:
+        return chain_clock() - SERVICE_LAG
+
+    keeper = RegistryKeeper(
+        keeper_chain,
+        keeper_store,
+        make_sender(w3, urgent_acct),
+        make_sender(w3, house_acct),
+        KeeperConfig(master, domain, workers=2),
+        registry=registry,
+        batches=RegistryBatches(
+            post_bids=REGISTRY_BATCHES["post_bids"],
+            reorder_bids=REGISTRY_BATCHES["reorder_bids"],
+        ),
+        log=say,
+        service_clock=service_clock,
+    )
+    keeper.open_auction(auction_id)
+
+    app = build_app(settings, Web3Redemptions(chain), clock=service_clock)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    say(f"service on {url}: sealed bids in the {domain.name} {domain.version} domain")
+
+    clients: list[BidderClient] = []
+    counts = {"sent": 0, "replaced": 0, "cancelled": 0, "refused": 0, "invalid_inside": 0}
+    summary: dict[str, Any] = {}
+    ok = False
+    try:
+        clients = [BidderClient(url, s, chain=chain) for s in signers]
+        auction = clients[0].auction()
+        live: dict[int, Envelope] = {}
+        for i, (c, rid) in enumerate(zip(clients, rids, strict=True)):
+            bp = rng.choice(
+                [rng.randint(10, 300), rng.randint(300, 1_200), rng.randint(1_200, 3_000)]
+            )
+            shares = sizes[i] if i % 5 else sizes[i] // 2  # every fifth: half (a new request)
+            if i % 29 == 13:
+                shares = 0
+                counts["invalid_inside"] += 1
+            if i % 31 == 7:
+                bp = 5
+                counts["invalid_inside"] += 1
+            live[rid] = c.bid(rid, shares, bp).envelope
+            counts["sent"] += 1
+            if i % 10 == 3:
+                live[rid] = c.bid(rid, shares, min(bp + 150, 10_000)).envelope
+                counts["replaced"] += 1
+            if i % 23 == 5:
+                c.cancel(auction_id, rid, live.pop(rid).ciphertext_hash)
+                counts["cancelled"] += 1
+        try:
+            clients[0].bid(rids[1], E18, 500)
+        except ServiceProblemError as e:
+            counts["refused"] += 1
+            assert e.code == "not_controller"
+        # inside the seal, found only at close: an inner bid signed by another key
+        forger, victim = signers[2], signers[3]
+        bid = Bid(auction_id, rids[3], sizes[3], 900, 0)
+        inner = SignedBid(bid, forger.sign_digest(bid.digest(domain)))
+        pk = bytes.fromhex(auction["public_key"][2:])
+        info = bid_info(domain.chain_id, domain.verifying_contract, auction_id)
+        ct = seal(inner.encode(), pk, info)
+        env = Envelope(auction_id, rids[3], victim.address, ct, b"")
+        clients[3].submit_envelope(
+            Envelope(
+                auction_id, rids[3], victim.address, ct, victim.sign_digest(env.digest(domain))
+            )
+        )
+        counts["invalid_inside"] += 1
+        # one holder cancels on the registry (incrementNonce) after bidding: the bid goes stale
+        staler = signers[4]
+        w3.eth.send_transaction(
+            {"from": admin, "to": to_checksum_address(staler.address), "value": Wei(E18)}
+        )
+        make_sender(w3, Account.from_key(_key("holder-4"))).send(
+            registry.contract.functions.incrementNonce(auction_id, rids[4]), label="incrementNonce"
+        )
+        counts["invalid_inside"] += 1
+        clients[10].bid(rids[10], sizes[10], 10_000)  # all of it burnt, nothing paid
+        clients[11].bid(rids[11], 2 * sizes[11], 2_500)  # more than pending: the whole request
+        # the head of the queue is serviced before T: its holder's bid has nothing pending
+        transact(w3, vault.functions.serviceRedemptions(sizes[0]), admin)
+        counts["invalid_inside"] += 1
+        say(
+            f"bids: {counts['sent']} sealed and sent, {counts['replaced']} replaced, "
+            f"{counts['cancelled']} cancelled, {counts['refused']} refused at intake, "
+            f"{counts['invalid_inside']} invalid inside the seal (found only at close)"
+        )
+
+        # --- close ---------------------------------------------------------------------------
+        tester.time_travel(auction_id)
+        late = signers[-1]
+        late_receipt = transact(
+            w3,
+            vault.functions.requestRedeem(E18 * 50, to_checksum_address(late.address), admin),
+            admin,
+        )
+        late_rid = int(late_receipt["logs"][-1]["topics"][3].hex(), 16)
+        clients[-1].bid(late_rid, 50 * E18, 900)  # the service still says T-120: accepted
+        counts["invalid_inside"] += 1
+        # the keeper meets the draft's vault: no balances(), genesisTimestamp() or
+        # qevRedemptionInfo(); it reads requests with redemption(id) (a walk of up to 150
+        # requests each: py-evm takes a while over them)
+        transact(w3, vault.functions.hideModelViews(True), admin)
+        tester.time_travel(auction_id + SERVICE_LAG + 60)
+        tester.mine_blocks(1)
+        say("both clocks past T: bidding closed; the vault shows only the draft's views")
+        queue_before = [r.redemption_id for r in keeper_chain.queue(limit=3)]
+        report = keeper.close_auction(auction_id)
+        say(f"keeper close: done {report.done}, skipped {report.skipped}")
+        again = keeper.close_auction(auction_id)
+        assert not again.done, again.done
+
+        import httpx
+
+        def get(path: str) -> Any:
+            r = httpx.get(url + path, timeout=30)
+            r.raise_for_status()
+            return r.json()
+
+        docs = fetch_documents(get, auction_id)
+        # `qev verify`'s entry point: it sees result.target = registry and checks by its rules
+        verification = verify_documents(docs, Chain(w3, dep.vault, dep.settlement, genesis=genesis))
+        ok = verification.ok
+        say(f"qev verify: {len(verification.checks)} checks, {'OK' if ok else 'FAILED'}")
+        for d in verification.differences:
+            say(f"  difference: {d}")
+        summary = _registry_summary(
+            docs,
+            report=report,
+            chain=keeper_chain,
+            registry=registry,
+            counts=counts,
+            auction_id=auction_id,
+            queue_before=queue_before,
+        )
+        if out_dir is not None:
+            _write(out_dir, docs)
+            say(f"artifacts written to {out_dir}")
+    finally:
+        for c in clients:
+            c.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        keeper_store.close()
+    _print_registry_summary(summary, quiet)
+    return DemoResult(auction_id, summary, ok, out_dir)
+
+
+def _registry_summary(
+    docs: dict[str, Any],
+    *,
+    report: Any,
+    chain: Chain,
+    registry: Any,
+    counts: dict[str, int],
+    auction_id: int,
+    queue_before: list[int],
+) -> dict[str, Any]:
+    result = docs["result"]
+    reorder = result["reorder"] or {}
+    moved = reorder.get("moved", [])
+    state = registry.auction(auction_id)
+    queue_after = [r.redemption_id for r in chain.queue(limit=3)]
+    return {
+        "auction_id": auction_id,
+        "target": "registry",
+        "bids": counts,
+        "valid_bids": len(result["bids"]),
+        "excluded": {
+            e["reason"]: sum(1 for x in result["excluded"] if x["reason"] == e["reason"])
+            for e in result["excluded"]
+        },
+        "posted": state.bid_count,
+        "reordered": state.processed,
+        "post_batches": report.batches.get("postBids", []),
+        "reorder_batches": report.batches.get("reorderRedemptions", []),
+        "new_requests": sum(1 for m in moved if m["redemption_id"] != m["queue_id"]),
+        "shares_burnt": int(reorder.get("total_burnt", 0)),
+        "fee_shares": int(reorder.get("fee_shares", 0)),
+        "queue_head_before": queue_before[:3],
+        "queue_head_after_service": queue_after[:3],
+        "queue_serviced_shares": report.serviced_shares,
+        "gas": report.gas,
+        "bid_book_root": result["bid_book_root"],
+        "key_revealed": chain.key_state(auction_id).revealed,
+    }
+
+
+def _print_registry_summary(s: dict[str, Any], quiet: bool) -> None:
+    if quiet or not s:
+        return
+    print()
+    print(f"auction {s['auction_id']} (registry target)")
+    print(f"  valid bids {s['valid_bids']}, excluded {s['excluded']}")
+    print(
+        f"  posted {s['posted']} in {len(s['post_batches'])} postBids batches "
+        f"(gas {s['post_batches']}), reordered {s['reordered']} in "
+        f"{len(s['reorder_batches'])} batches (gas {s['reorder_batches']})"
+    )
+    print(
+        f"  shares burnt {_usd(s['shares_burnt'])}, admin fee {_usd(s['fee_shares'])} sUSDai, "
+        f"{s['new_requests']} partial bids became new requests"
+    )
+    print(
+        f"  queue head before {s['queue_head_before']}; FIFO serviced "
+        f"{_usd(s['queue_serviced_shares'])} shares after the reorder"
+    )
+    print(f"  gas {s['gas']}")
+    print(f"  bid-book root {s['bid_book_root']}; key revealed: {s['key_revealed']}")
+
+
+__all__ = ["DemoResult", "run_demo", "run_registry_demo"]

@@ -138,9 +138,9 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
 
     /**
      * @notice Redemption request and the pending shares ahead of it, as the real vault computes them: a walk
-     *         back along `prev` that stops at a request with nothing pending or after 150 requests. Each request
-     *         walked is read whole, as the real vault does, so callers (the registry's postBids reads one per
-     *         bid) pay what they would pay there.
+     *         back along `prev` that stops at a request with nothing pending or after 150 requests. (The real
+     *         vault copies each request walked to memory; this model reads the two fields it uses, so the
+     *         registry's postBids, which reads one request per bid, may cost less here than there.)
      */
     function redemption(uint256 redemptionId) external view returns (Redemption memory, uint256) {
         Redemption memory redemption_ = _redemptions[redemptionId];
@@ -148,7 +148,7 @@ contract StakedUSDaiQueue is ERC20, AccessControl, IStakedUSDaiQueue {
         uint256 count;
         uint256 prev = redemption_.prev;
         while (prev != 0 && count < MAX_REDEMPTION_QUEUE_SCAN_COUNT) {
-            Redemption memory p = _redemptions[prev];
+            Redemption storage p = _redemptions[prev];
             if (p.pendingShares == 0) break;
             sharesAhead += p.pendingShares;
             prev = p.prev;

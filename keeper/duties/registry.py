@@ -51,6 +51,7 @@ from keeper.targets.registry import (
     planned_of,
 )
 
+MAX_RESUMES = 3  # post rounds that found bids gone (reorgs) before the keeper gives up
 STEPS = ("freeze", "commit_book", "validate", "post", "settle", "reorder", "service", "reveal")
 UINT256_MAX = 2**256 - 1
 
@@ -277,6 +278,7 @@ class RegistryKeeper(Keeper):
                     f"registry refuses to post auction {auction_id} until it is done"
                 )
         gas: list[int] = []
+        resumes = 0
         while position < len(planned):
             stored_before = reg.auction(auction_id).bid_count
             rest = [p.signed for p in planned[position:]]
@@ -295,9 +297,28 @@ class RegistryKeeper(Keeper):
             )
             gas.append(_gas(receipt))
             stored_after = reg.auction(auction_id).bid_count
-            stored = reg.bids(auction_id, stored_before, stored_after - stored_before)
-            self._check_stored(auction_id, planned[position : position + n], stored)
-            position += n
+            stored = (
+                reg.bids(auction_id, stored_before, stored_after - stored_before)
+                if stored_after > stored_before
+                else []
+            )
+            if self._batch_stored(planned[position : position + n], stored):
+                position += n
+                continue
+            # bids of this batch (or earlier ones) are gone: a reorg after the confirmations
+            # dropped a batch. Go on from what the chain holds (fatal if it has a gap or bids
+            # that are not the plan's); give up after a few such rounds.
+            resumes += 1
+            if resumes > MAX_RESUMES:
+                raise KeeperStateError(
+                    f"auction {auction_id}: posted bids keep disappearing from the registry "
+                    f"({resumes - 1} resumes); not posting more"
+                )
+            position = self._resume_at(auction_id, planned, reg.posted(auction_id))
+            self.log(
+                f"auction {auction_id}: the registry holds fewer bids than were posted "
+                f"(reorg?); posting again from bid {position + 1}"
+            )
         _batches(report)["postBids"] = gas
         report.gas["postBids"] = sum(gas)
         self._step(report, "post", True)
@@ -324,14 +345,18 @@ class RegistryKeeper(Keeper):
         self._check_skipped(auction_id, planned[: last + 1], onchain)
         return last + 1
 
-    def _check_stored(self, auction_id: int, batch: list[PlannedBid], stored: list[Bid]) -> None:
-        """The bids a batch left on the registry are the batch's, in order, less skipped ones."""
+    def _batch_stored(self, batch: list[PlannedBid], stored: list[Bid]) -> bool:
+        """Whether the bids a batch left on the registry are the batch's, in order, less only
+        those the registry skipped (requests with nothing pending)."""
         rest = iter(p.signed.bid for p in batch)
         if not all(any(b == want for want in rest) for b in stored):
-            raise KeeperStateError(
-                f"auction {auction_id}: the registry stored bids this batch did not send"
-            )
-        self._check_skipped(auction_id, batch, stored)
+            return False
+        have = {b.redemption_id for b in stored}
+        return all(
+            self.chain.request(p.signed.bid.redemption_id).pending_shares == 0
+            for p in batch
+            if p.signed.bid.redemption_id not in have
+        )
 
     def _check_skipped(self, auction_id: int, planned: list[PlannedBid], held: list[Bid]) -> None:
         have = {b.redemption_id for b in held}

@@ -251,6 +251,31 @@ class Recorder:
         return receipt
 
 
+class Hooked:
+    """A sender that runs ``hooks[n]`` right after the n-th confirmed send whose label starts
+    with ``prefix`` (the keeper goes on: nothing is killed)."""
+
+    def __init__(self, inner: Any, prefix: str, hooks: dict[int, Callable[[], None]]) -> None:
+        self.inner, self.prefix, self.hooks = inner, prefix, hooks
+        self.labels: list[str] = []
+
+    @property
+    def address(self) -> str:
+        return str(self.inner.address)
+
+    def simulate(self, fn: Any, *, block: int | str) -> bytes:
+        return bytes(self.inner.simulate(fn, block=block))
+
+    def send(self, fn: Any, *, label: str) -> Any:
+        receipt = self.inner.send(fn, label=label)
+        self.labels.append(label)
+        if label.startswith(self.prefix):
+            hook = self.hooks.get(sum(x.startswith(self.prefix) for x in self.labels))
+            if hook is not None:
+                hook()
+        return receipt
+
+
 def _admin(m: RegistryMonth, fn: Any) -> None:
     from keeper.deploy import transact
 
@@ -356,6 +381,39 @@ def test_restart_in_the_middle_of_post_batches_resumes_exactly(
     posts = [x for x in recorder.labels if x.startswith("registry.postBids")]
     assert posts == [f"registry.postBids({t}) bids 9..9"]  # exactly the rest
     assert report.done == REGISTRY_STEPS[3:]
+    state, _ = check_registry_closed(m, renv.store())
+    assert state == reference["state"]
+
+
+def test_a_post_batch_dropped_after_its_confirmation_is_posted_again(
+    renv: Env, reference: dict[str, Any]
+) -> None:
+    """The chain loses the second postBids batch after the keeper saw it confirmed (py-evm:
+    back to a snapshot taken after the first): the keeper finds the registry short of the
+    batch's bids and posts them again from the chain's count."""
+    m: RegistryMonth = renv.month  # type: ignore[assignment]
+    t = m.auction_id
+    keeper = m.keeper(renv.store())
+    snapshots: dict[str, Any] = {}
+
+    def after_first() -> None:
+        snapshots["first"] = renv.tester.take_snapshot()
+
+    def after_second() -> None:
+        assert m.registry_contract().functions.auction(t).call()[0] == 8
+        renv.tester.revert_to_snapshot(snapshots["first"])  # the second batch is gone
+        assert m.registry_contract().functions.auction(t).call()[0] == 4
+
+    hooked = Hooked(keeper.urgent, "registry.postBids", {1: after_first, 2: after_second})
+    keeper.urgent = hooked
+    report = keeper.close_auction(t)
+    assert [x for x in hooked.labels if x.startswith("registry.postBids")] == [
+        f"registry.postBids({t}) bids 1..4",
+        f"registry.postBids({t}) bids 5..8",
+        f"registry.postBids({t}) bids 5..8",
+        f"registry.postBids({t}) bids 9..9",
+    ]
+    assert report.done == REGISTRY_STEPS
     state, _ = check_registry_closed(m, renv.store())
     assert state == reference["state"]
 

@@ -122,3 +122,22 @@ def test_documents_of_another_domain(published: Published) -> None:
     got = differences(verify_registry_documents(docs))
     assert any("result.registry" in d for d in got), got
     assert any("SealedBid signature" in d for d in got), got
+
+
+def test_verify_documents_dispatches_on_the_target(published: Published, tmp_path: Any) -> None:
+    """``qev verify``'s entry point reads the ``--dir`` layout and checks a registry result by
+    the registry's rules (the anvil test runs the CLI with an RPC)."""
+    import json
+
+    from keeper.verify import DOCUMENT_FILES, verify_documents
+
+    from .month import write_documents
+
+    folder = write_documents(tmp_path / "published", published.docs)
+    docs = {
+        k: json.loads((folder / f).read_text()) if (folder / f).exists() else None
+        for k, f in DOCUMENT_FILES.items()
+    }
+    report = verify_documents(docs, published.month.chain)
+    assert report.ok, report.differences
+    assert "bids on the registry = valid sealed bids in rule-2 order" in report.checks
