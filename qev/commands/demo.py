@@ -23,12 +23,16 @@ def _demo(args: argparse.Namespace) -> int:
     # would bury that story (they remain one --log-format away in `qev serve`/`keeper run`)
     for name in ("qev.access", "qev.keeper", "qev.keeper.tx", "uvicorn.error"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    out_dir = Path(args.out) if args.out else None
+    if args.target == "registry":  # USD.AI's draft QEV registry: post, settle, reorder
+        if args.key_mode != "single":
+            raise ConfigError("qev demo --target registry runs with --key-mode single")
+        result = run_demo(holders=args.holders, out_dir=out_dir, target="registry")
+        return 0 if result.verified else 1
     if args.key_mode == "threshold":  # a 3-of-5 keyper committee holds the key
         from qev.demo_threshold import run_threshold_demo as run_demo  # type: ignore[assignment]
 
-    result = run_demo(
-        holders=args.holders, out_dir=Path(args.out) if args.out else None, mode=args.mode
-    )
+    result = run_demo(holders=args.holders, out_dir=out_dir, mode=args.mode)
     return 0 if result.verified else 1
 
 
@@ -64,4 +68,10 @@ def register(sub: Any) -> None:
     p.add_argument("--mode", choices=["pay_as_bid", "uniform"], default="pay_as_bid")
     p.add_argument("--out", default=None, help="write the published artifacts to this directory")
     p.add_argument("--key-mode", choices=["single", "threshold"], default="single")
+    p.add_argument(
+        "--target",
+        choices=["merkle", "registry"],
+        default="merkle",
+        help="settlement target: merkle claims (default) or USD.AI's draft QEV registry",
+    )
     p.set_defaults(func=_demo)
