@@ -195,7 +195,7 @@ def local_auction(data: Path, genesis: int, auction_id: int) -> dict[str, Any]:
     settings = dev_settings("sqlite:///unused", data, genesis)
     keys = DerivedAuctionKeys(load_or_create_key(data / "master.key"))
     public_key = keys.public_key(auction_id)
-    assert public_key is not None
+    assert public_key is not None and settings.settlement is not None
     return {
         "auction_id": auction_id,
         "public_key": to_hex(public_key),
