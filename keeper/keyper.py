@@ -415,11 +415,16 @@ def build_keyper(settings: KeyperSettings) -> tuple[Keyper, HttpBoard]:
         read_account_key(settings.account_key_file, settings.passphrase(), "keyper account key")
     )
     chain = connect_chain(settings, web3_for(settings, settings.rpc_timeout))
+    verifying_contract = chain.settlement.address  # the bids' domain (PROTOCOL 3.1, B.5)
+    if settings.target == "registry":
+        from keeper.factory import registry_address
+
+        verifying_contract = registry_address(settings, chain)
     domain = Eip712Domain(
         settings.domain_name(),
         settings.domain_version(),
         chain.chain_id(),
-        parse_address(chain.settlement.address),
+        parse_address(verifying_contract),
     )
     board = HttpBoard(settings.service_url, settings.http_timeout)
     keyper = Keyper(

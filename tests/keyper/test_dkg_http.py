@@ -60,6 +60,8 @@ class Garbled(Keyper):
 class Absent(Keyper):
     """Never deals (offline during phase 1), honest otherwise."""
 
+    world_deals_end = 0
+
     def run_dkg(self, auction_id: int, now: int) -> list[str]:
         if now < self.world_deals_end:
             return []
@@ -105,7 +107,9 @@ def test_honest_dkg_over_the_board(net: Net) -> None:
     # the service's transcript, the keeper's view (store) and a keyper's view (HTTP) agree
     transcript = httpx.get(f"{net.url}/v1/auctions/{w.auction_id}/dkg/transcript").json()
     assert transcript["qualified"] == [1, 2, 3, 4, 5]
-    pk, commitment = net.threshold_keys().key_to_commit(w.auction_id)
+    committed = net.threshold_keys().key_to_commit(w.auction_id)
+    assert committed is not None
+    pk, commitment = committed
     assert (to_hex(pk), to_hex(commitment)) == (
         transcript["public_key"],
         transcript["transcript_hash"],
@@ -120,8 +124,8 @@ def test_honest_dkg_over_the_board(net: Net) -> None:
     info = bid_info(w.domain.chain_id, w.domain.verifying_contract, w.auction_id)
     sealed = seal(b"a bid", pk, info)
     for trio in ((1, 2, 3), (2, 4, 5), (1, 3, 5)):
-        k = th.x25519_private_key(th.combine({j: shares[j] for j in trio}, T_OF_N))
-        assert open_sealed(sealed, k, info) == b"a bid"
+        sk = th.x25519_private_key(th.combine({j: shares[j] for j in trio}, T_OF_N))
+        assert open_sealed(sealed, sk, info) == b"a bid"
     # ticking again changes nothing (idempotent)
     for k in keypers:
         assert k.run_dkg(w.auction_id, w.now()) == []
@@ -171,5 +175,5 @@ def test_a_cheating_dealer_on_each_check(net: Net, cheat: type[Keyper], stays: b
         sk = th.combine({j: shares[j] for j in trio}, T_OF_N)
         assert th.base_mul(sk) == outcome.group_key
     # the keeper reads the same transcript from the store
-    pk, commitment = net.threshold_keys().key_to_commit(w.auction_id)
-    assert (pk, commitment) == (outcome.public_key, outcome.transcript_hash)
+    committed = net.threshold_keys().key_to_commit(w.auction_id)
+    assert committed == (outcome.public_key, outcome.transcript_hash)

@@ -82,3 +82,25 @@ def test_the_dealer_polynomial_is_derived_not_stored() -> None:
         ),
     ]
     assert len({p.coefficients for p in [poly, *others]}) == 5
+
+
+def test_the_loop_outlives_a_bad_tick(caplog: pytest.LogCaptureFixture) -> None:
+    from clearing.errors import ChainReadError
+    from keeper.keyper import KeyperError, run
+
+    outcomes: list[object] = [KeyperError("the board refused"), ChainReadError("rpc down"), []]
+    slept: list[float] = []
+
+    class Stub:
+        def tick(self) -> list[str]:
+            outcome = outcomes.pop(0)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return ["deal 1"]
+
+    run(Stub(), poll_seconds=7, iterations=3, sleep=slept.append)  # type: ignore[arg-type]
+    assert slept == [7, 7, 7] and outcomes == []
+    levels = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "qev.keyper"]
+    assert ("ERROR", "keyper tick failed: the board refused") in levels
+    assert any(level == "ERROR" and "rpc down" in m for level, m in levels)
+    assert ("INFO", "done: deal 1") in levels
