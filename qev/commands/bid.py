@@ -867,7 +867,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--allow-large-discount",
         action="store_true",
-        help=f"allow a discount above {format_discount(LARGE_DISCOUNT_BP)}",
+        help=f"allow a discount above {format_discount(LARGE_DISCOUNT_BP)}".replace("%", "%%"),
     )
     p.add_argument(
         "--replace", action="store_true", help="replace the live bid of this request (submit)"
