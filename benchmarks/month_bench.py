@@ -499,6 +499,20 @@ GAS_OF = {
 }
 
 
+def selector_names() -> dict[str, str]:
+    """``{"0x" + selector: function name}`` of the settlement contract and the vault."""
+    from eth_utils import function_abi_to_4byte_selector
+
+    from keeper.artifacts import artifact
+
+    return {
+        "0x" + function_abi_to_4byte_selector(item).hex(): item["name"]
+        for name in ("QEVSettlement", "StakedUSDaiQueue")
+        for item in artifact(name)["abi"]
+        if item.get("type") == "function"
+    }
+
+
 def rows_of(r: dict[str, Any]) -> dict[str, tuple[float, int, int, str]]:
     """``{phase: (seconds, rpc calls, gas, note)}`` of one run."""
     rows: dict[str, tuple[float, int, int, str]] = {}
@@ -510,7 +524,8 @@ def rows_of(r: dict[str, Any]) -> dict[str, tuple[float, int, int, str]]:
         f"{it['rate']:,.0f} bids/s, p50 {it['p50_ms']:.0f} ms, p99 {it['p99_ms']:.0f} ms",
     )
     phases = {p["name"]: p for p in r["close"]["phases"]}
-    gas = r["close"]["gas"]
+    named = selector_names()  # runs before the selector fix named claimMultiple by its selector
+    gas = {named.get(k, k): v for k, v in r["close"]["gas"].items()}
     for name in CLOSE_ORDER:
         p = phases.get(name)
         if p is None:

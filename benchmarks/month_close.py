@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_utils import function_abi_to_4byte_selector
 from web3 import Web3
 
 import keeper.jobs as jobs
@@ -89,9 +90,8 @@ def gas_by_function(w3: Any, chain: Chain, first: int, last: int) -> dict[str, l
     names: dict[str, str] = {}
     for contract in (chain.settlement, chain.vault):
         for item in contract.abi:
-            if item.get("type") == "function":
-                sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
-                names["0x" + Web3.keccak(text=sig).hex().removeprefix("0x")[:8]] = item["name"]
+            if item.get("type") == "function":  # tuple arguments need the canonical types
+                names["0x" + function_abi_to_4byte_selector(item).hex()] = item["name"]
     out: dict[str, list[int]] = {}
     for number in range(first, last + 1):
         block = w3.eth.get_block(number, full_transactions=True)
