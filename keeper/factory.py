@@ -124,14 +124,19 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
         chain.chain_id(),
         parse_address(verifying_contract),
     )
+    from keeper.threshold_key import threshold_source
+
+    store = open_store(settings.store())
+    threshold = settings.key_mode == "threshold"
     config = KeeperConfig(
-        master_secret=read_key(settings.master_secret_file, "master secret"),
+        # threshold mode: the keeper never holds a master secret (the keypers' shares open it)
+        master_secret=b"" if threshold else read_key(settings.master_secret_file, "master secret"),
         domain=domain,
         mode=Mode(settings.mode),
         min_fill=settings.min_fill,
         liquidity_bps=settings.liquidity_bps,
+        key_source=threshold_source(settings, chain, store, domain),
     )
-    store = open_store(settings.store())
     log = logging.getLogger("qev.keeper").info
     keeper: Keeper
     if registry is None:

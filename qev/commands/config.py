@@ -54,7 +54,7 @@ def run_checks(args: argparse.Namespace | None) -> CheckReport:
             "service": set(ServiceSettings.model_fields),
             "keeper": set(KeeperSettings.model_fields),
             "deploy": _deploy_fields(),
-            "keyper": set(),
+            "keyper": _keyper_fields(),
         }
         report.check(
             f"config file {path}",
@@ -83,6 +83,12 @@ def run_checks(args: argparse.Namespace | None) -> CheckReport:
     _check_chain(report, service, keeper, process)
     _check_store(report, service)
     return report
+
+
+def _keyper_fields() -> set[str]:
+    from keeper.keyper import KeyperSettings
+
+    return set(KeyperSettings.model_fields)
 
 
 def _deploy_fields() -> set[str]:

@@ -49,8 +49,14 @@ def serve_app() -> FastAPI:
         chain.latest_block()
 
     from clearing.api.webpage import install_webpage
+    from keeper.threshold_key import ChainCommittees
 
-    app = build_app(settings, Web3Redemptions(chain), chain_probe=probe)
+    app = build_app(
+        settings,
+        Web3Redemptions(chain),
+        chain_probe=probe,
+        committees=ChainCommittees(chain),  # the keypers' bulletin board (threshold mode)
+    )
     install_webpage(app, settings)  # the holder's page at / (CSP, SRI, its hash published)
     return app
 
