@@ -43,7 +43,8 @@ def main():
     usdai, g1 = deploy("MockUSDai", admin)
     vault, g2 = deploy("StakedUSDaiQueue", usdai.address, 0, admin)
     settlement, g3 = deploy("QEVSettlement", vault.address, admin, 0, "0x" + "00" * 20)
-    _registry, g4 = deploy("QEVRegistry", vault.address, admin, 100, admin)
+    registry, g4 = deploy("QEVRegistry", vault.address, 100, admin)  # the draft's constructor
+    send(registry.functions.initialize(), admin)
     print("deploy gas:", dict(MockUSDai=g1, StakedUSDaiQueue=g2, QEVSettlement=g3, QEVRegistry=g4))
 
     send(
