@@ -41,6 +41,7 @@ from clearing.store import artifacts as art
 from clearing.store.base import BidStore
 from clearing.validation import AuctionContext, Exclusion
 from keeper.chain import Chain, serviceable_shares
+from keeper.errors import RpcRejectedError, SimulationRevertError
 from keeper.jobs import ZERO_ROOT, CloseReport, Keeper, KeeperConfig, KeeperStateError, Sender
 from keeper.targets.registry import (
     PlannedBid,
@@ -279,6 +280,7 @@ class RegistryKeeper(Keeper):
                 )
         gas: list[int] = []
         resumes = 0
+        size = self.batches.post_bids  # grows back slowly from the last batch that fit
         while position < len(planned):
             stored_before = reg.auction(auction_id).bid_count
             rest = [p.signed for p in planned[position:]]
@@ -287,11 +289,9 @@ class RegistryKeeper(Keeper):
                 return reg.post_bids(auction_id, rest[:k])
 
             n, fn = self._fit(
-                batch,
-                min(self.batches.post_bids, len(planned) - position),
-                self.batches.post_gas,
-                "postBids",
+                batch, min(size, len(planned) - position), self.batches.post_gas, "postBids"
             )
+            size = min(self.batches.post_bids, n + max(1, n // 8))
             receipt = self.urgent.send(
                 fn, label=f"registry.postBids({auction_id}) bids {position + 1}..{position + n}"
             )
@@ -369,10 +369,21 @@ class RegistryKeeper(Keeper):
                 )
 
     def _fit(self, build: Callable[[int], Any], n: int, cap: int, what: str) -> tuple[int, Any]:
-        """The largest batch (at most ``n``) whose estimated gas stays within ``cap``."""
+        """The largest batch (at most ``n``) whose estimated gas stays within ``cap``.
+
+        A batch too large for the node to estimate (over the block gas limit: a revert without
+        data, or the node's "gas required exceeds allowance") is halved; a revert with a
+        reason is the chain refusing the call itself, and is raised as it is.
+        """
         while True:
             fn = build(n)
-            gas = self.registry.estimate_gas(fn, self.urgent.address)
+            try:
+                gas = self.registry.estimate_gas(fn, self.urgent.address)
+            except (SimulationRevertError, RpcRejectedError) as e:
+                if n == 1 or not _out_of_gas(e):
+                    raise
+                n = max(1, n // 2)
+                continue
             if gas <= cap:
                 return n, fn
             if n == 1:
@@ -427,6 +438,7 @@ class RegistryKeeper(Keeper):
             self._step(report, "reorder", False)
             return
         gas: list[int] = []
+        size = self.batches.reorder_bids  # grows back slowly from the last batch that fit
         while True:
             block, _ = self.chain.latest_block()
             state = reg.auction(auction_id, block)  # one read: both counts at one block
@@ -436,10 +448,11 @@ class RegistryKeeper(Keeper):
                 break
             if state.processed == 0:
                 self._check_first_bid(auction_id, block)
-            count = min(self.batches.reorder_bids, state.remaining)
+            count = min(size, state.remaining)
             n, fn = self._fit(
                 lambda k: reg.reorder(auction_id, k), count, self.batches.reorder_gas, "reorder"
             )
+            size = min(self.batches.reorder_bids, n + max(1, n // 8))
             receipt = self.urgent.send(fn, label=f"vault.reorderRedemptions({auction_id}, {n})")
             gas.append(_gas(receipt))
         self._record(auction_id, result, *settled, done=bool(gas))
@@ -578,6 +591,13 @@ def _exclusions(excluded: list[Exclusion]) -> list[dict[str, Any]]:
         }
         for e in excluded
     ]
+
+
+def _out_of_gas(error: Exception) -> bool:
+    """An estimate that failed for want of gas rather than on a reason of the contract's."""
+    if isinstance(error, SimulationRevertError):
+        return not error.selector and not error.error_name
+    return "gas" in str(error).lower()
 
 
 def _has_function(contract: Any, name: str) -> bool:
