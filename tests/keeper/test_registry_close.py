@@ -598,3 +598,30 @@ def test_registry_address_from_the_vault(renv: Env) -> None:
     m: RegistryMonth = renv.month  # type: ignore[assignment]
     settings = KeeperSettings.model_construct(target="registry")
     assert registry_address(settings, m.chain) == m.registry
+
+
+def test_the_loop_runs_the_registry_close(renv: Env, reference: dict[str, Any]) -> None:
+    """``keeper.loop.tick`` drives a RegistryKeeper as it drives the merkle keeper: it opens the
+    next auction, closes the past one, and the steps reach the metrics."""
+    from clearing.calendar import AuctionCalendar
+    from keeper.loop import KeeperMetrics, tick
+
+    m: RegistryMonth = renv.month  # type: ignore[assignment]
+    keeper = m.keeper(renv.store())
+    metrics = KeeperMetrics()
+    closed = tick(keeper, AuctionCalendar(m.genesis, 30 * 86_400), 3, metrics=metrics)
+    assert closed == [m.auction_id]
+    assert m.chain.key_state(m.auction_id + 30 * 86_400).committed  # the next auction opened
+    steps = {
+        s.labels["step"]
+        for metric in metrics.registry.collect()
+        for s in metric.samples
+        if s.name == "qev_keeper_close_step_timestamp"
+    }
+    assert steps == set(REGISTRY_STEPS)
+    state, _ = check_registry_closed(m, renv.store())
+    assert {k: v for k, v in state.items() if k != "urgent_nonce"} == {
+        k: v for k, v in reference["state"].items() if k != "urgent_nonce"
+    }
+    assert state["urgent_nonce"] == reference["state"]["urgent_nonce"] + 1  # the next key
+    assert tick(keeper, AuctionCalendar(m.genesis, 30 * 86_400), 3) == []  # nothing left
