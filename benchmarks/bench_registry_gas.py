@@ -59,6 +59,9 @@ ANVIL = REPO / "node_modules" / ".bin" / "anvil"
 E18 = 10**18
 W = 30 * 86_400
 PER_CONTROLLER = 50  # the real vault's MAX_ACTIVE_REDEMPTIONS_COUNT
+BLOCK_GAS_LIMIT = 32_000_000  # Arbitrum One's
+SETUP_GAS_LIMIT = 4_000_000_000
+SETUP_CHUNK = 1_000  # requests mined per setup block
 
 
 def _key(label: str) -> bytes:
@@ -185,16 +188,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         transact(w3, usdai.functions.mint(admin, 2 * total), admin)
         transact(w3, usdai.functions.approve(vault.address, 2 * total), admin)
         transact(w3, vault.functions.deposit(2 * total, admin), admin)
-        for i in range(n):  # one by one: anvil mines each as it arrives
-            controller = to_checksum_address(holders[i // PER_CONTROLLER].address)
-            fn = vault.functions.requestRedeem(sizes[i], controller, admin)
-            tx = {
-                "from": admin,
-                "to": vault.address,
-                "data": fn._encode_transaction_data(),
-                "gas": hex(400_000),
-            }
-            anvil.rpc("eth_sendTransaction", tx)
+        # setup only: many requests to a block (the keeper later runs under a 32M gas limit)
+        anvil.rpc("evm_setBlockGasLimit", hex(SETUP_GAS_LIMIT))
+        anvil.rpc("evm_setAutomine", False)
+        for start in range(0, n, SETUP_CHUNK):
+            for i in range(start, min(n, start + SETUP_CHUNK)):
+                controller = to_checksum_address(holders[i // PER_CONTROLLER].address)
+                fn = vault.functions.requestRedeem(sizes[i], controller, admin)
+                tx = {
+                    "from": admin,
+                    "to": vault.address,
+                    "data": fn._encode_transaction_data(),
+                    "gas": hex(400_000),
+                }
+                anvil.rpc("eth_sendTransaction", tx)
+            anvil.rpc("evm_mine")
+        anvil.rpc("evm_setAutomine", True)
+        anvil.rpc("evm_setBlockGasLimit", hex(BLOCK_GAS_LIMIT))
         deadline = time.monotonic() + 600
         while chain.queue_info().index < n:  # the node answers before it has mined them all
             if time.monotonic() > deadline:

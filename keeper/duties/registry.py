@@ -18,8 +18,9 @@ same way, without posting a bid twice:
    left by ``auction(T)`` read at one block (hazard 1); before the first batch, bid 1's request
    must still have shares pending (hazard 2), else the keeper stops;
 7. ``service``: ``serviceRedemptions`` with the shares found by walking the queue from its head
-   (never the aggregate ``pending``: hazard 3), and never while any settled auction still has
-   bids not reordered: the keeper services nothing between posting and the end of the reorder;
+   (never the aggregate ``pending``: hazard 3), in batches of requests bounded by gas, and never
+   while any settled auction still has bids not reordered: the keeper services nothing between
+   posting and the end of the reorder;
 8. ``reveal``: the auction key, on the settlement contract (shared with the merkle close).
 
 Errors: chain reads raise ``ChainReadError`` (retryable); a chain state the keeper must not act
@@ -29,6 +30,7 @@ on (a hazard already on chain, bids on the registry that are not the plan's) rai
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,12 +61,15 @@ UINT256_MAX = 2**256 - 1
 
 @dataclass(frozen=True)
 class RegistryBatches:
-    """Batch bounds: at most ``*_bids`` bids and (estimated) ``*_gas`` gas per transaction."""
+    """Batch bounds: at most ``*_bids`` bids (``service_requests`` requests) and (estimated)
+    ``*_gas`` gas per transaction."""
 
     post_bids: int = 200
     post_gas: int = 12_000_000
     reorder_bids: int = 400
     reorder_gas: int = 12_000_000
+    service_requests: int = 300  # requests walked per serviceRedemptions
+    service_gas: int = 12_000_000
 
 
 @dataclass
@@ -368,7 +373,15 @@ class RegistryKeeper(Keeper):
                     "registry although its request has shares pending"
                 )
 
-    def _fit(self, build: Callable[[int], Any], n: int, cap: int, what: str) -> tuple[int, Any]:
+    def _fit(
+        self,
+        build: Callable[[int], Any],
+        n: int,
+        cap: int,
+        what: str,
+        *,
+        lane: Sender | None = None,
+    ) -> tuple[int, Any]:
         """The largest batch (at most ``n``) whose estimated gas stays within ``cap``.
 
         A batch too large for the node to estimate (over the block gas limit: a revert without
@@ -378,7 +391,7 @@ class RegistryKeeper(Keeper):
         while True:
             fn = build(n)
             try:
-                gas = self.registry.estimate_gas(fn, self.urgent.address)
+                gas = self.registry.estimate_gas(fn, (lane or self.urgent).address)
             except (SimulationRevertError, RpcRejectedError) as e:
                 if n == 1 or not _out_of_gas(e):
                     raise
@@ -562,22 +575,47 @@ class RegistryKeeper(Keeper):
                 f"auction {auction_id} has bids posted and not settled: no servicing between "
                 "posting and the reorder"
             )
-        _, now = self.chain.latest_block()
-        shares = serviceable_shares(
-            self.chain.queue(),
-            now,
-            self.chain.share_price(),
-            self.chain.free_liquidity(),
-            UINT256_MAX,  # the walk is the bound, never the aggregate `pending` (hazard 3)
-        )
-        if shares == 0:
+        gas: list[int] = []
+        size = self.batches.service_requests
+        while True:
+            _, now = self.chain.latest_block()
+            price, liquidity = self.chain.share_price(), self.chain.free_liquidity()
+            head = list(itertools.islice((r for r in self.chain.queue() if r.pending_shares), size))
+
+            def shares_of(
+                k: int,
+                head: list[Any] = head,
+                now: int = now,
+                price: int = price,
+                liquidity: int = liquidity,
+            ) -> int:
+                # the walk is the bound, never the aggregate `pending` (hazard 3)
+                return serviceable_shares(head[:k], now, price, liquidity, UINT256_MAX)
+
+            if shares_of(len(head)) == 0:
+                break
+            n, fn = self._fit(
+                lambda k: reg.service(shares_of(k)),
+                len(head),
+                self.batches.service_gas,
+                "serviceRedemptions",
+                lane=self.housekeeping,
+            )
+            shares = shares_of(n)
+            receipt = self.housekeeping.send(fn, label=f"vault.serviceRedemptions({shares})")
+            gas.append(_gas(receipt))
+            report.serviced_shares += shares
+            size = min(self.batches.service_requests, n + max(1, n // 8))
+        if not gas:
             self._step(report, "service", False)
             return
-        receipt = self.housekeeping.send(reg.service(shares), label="vault.serviceRedemptions")
-        report.gas["serviceRedemptions"] = _gas(receipt)
-        report.serviced_shares = shares
+        _batches(report)["serviceRedemptions"] = gas
+        report.gas["serviceRedemptions"] = sum(gas)
         self._step(report, "service", True)
-        self.log(f"serviced {shares} shares from the head of the queue")
+        self.log(
+            f"serviced {report.serviced_shares} shares from the head of the queue "
+            f"in {len(gas)} batches"
+        )
 
 
 def _exclusions(excluded: list[Exclusion]) -> list[dict[str, Any]]:
