@@ -31,6 +31,7 @@ from clearing.engine import Mode
 from clearing.hexcodec import parse_address
 from clearing.store import open_store
 from keeper.chain import Chain
+from keeper.factory import http_web3
 from keeper.jobs import Keeper, KeeperConfig
 from keeper.senders import make_sender
 
@@ -110,7 +111,7 @@ def gas_by_function(w3: Any, chain: Chain, first: int, last: int) -> dict[str, l
 def main() -> int:
     params = json.loads(Path(sys.argv[1]).read_text())
     out = Path(sys.argv[2])
-    w3 = Web3(Web3.HTTPProvider(params["rpc"], request_kwargs={"timeout": 120}))
+    w3 = http_web3(params["rpc"], 120)  # the keeper's own provider (eth_chainId cached)
     direct = Web3(Web3.HTTPProvider(params["direct_rpc"], request_kwargs={"timeout": 120}))
     chain = Chain(w3, params["vault"], params["settlement"])
     store = open_store(params["store_url"])

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -55,12 +55,23 @@ class InMemoryRedemptions:
         return self._requests.get(redemption_id)
 
 
+class PagedRedemptionReader(RedemptionReader, Protocol):
+    """A reader that can also read many requests in one go (one batched chain read)."""
+
+    def redemptions(self, redemption_ids: Sequence[int]) -> Mapping[int, RedemptionInfo | None]:
+        """Each request (None where there is none)."""
+
+
 class CachedRedemptions:
     """A ``RedemptionReader`` that remembers answers for ``ttl`` seconds (bounded LRU).
 
     A request's controller does not change, so intake need not read the chain for every
     bid of the same request; a missing request is remembered for ``negative_ttl`` only (it
     may be created any moment). ``clock`` is monotonic seconds, passed in.
+
+    With ``page`` > 1 and a reader that has ``redemptions``, a miss reads the whole aligned
+    page of ids around it in one batched read (request ids are a counter, so a month's bids
+    fall on few pages), and concurrent misses on one page wait for that one read.
     """
 
     def __init__(
@@ -70,13 +81,22 @@ class CachedRedemptions:
         ttl: float,
         clock: Callable[[], float],
         negative_ttl: float = 2.0,
-        max_entries: int = 100_000,
+        max_entries: int = 1_000_000,
+        page: int = 1,
+        page_wait: float = 30.0,
     ) -> None:
         self.blocking = reader.blocking
         self._reader, self._ttl, self._negative_ttl = reader, ttl, negative_ttl
         self._clock, self._max = clock, max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[int, tuple[float, RedemptionInfo | None]] = OrderedDict()
+        many = getattr(reader, "redemptions", None)
+        self._many: Callable[[Sequence[int]], Mapping[int, RedemptionInfo | None]] | None = (
+            many if page > 1 else None
+        )
+        self._page, self._page_wait = page, page_wait
+        self._loading: dict[int, threading.Event] = {}
+        self.page_reads = 0  # batched reads made (for tests and metrics)
 
     def cached(self, redemption_id: int) -> tuple[bool, RedemptionInfo | None]:
         """``(True, answer)`` while a fresh answer is remembered, else ``(False, None)``;
@@ -90,19 +110,46 @@ class CachedRedemptions:
         return False, None
 
     def redemption(self, redemption_id: int) -> RedemptionInfo | None:
-        """The request, from the cache while fresh, else from the reader."""
+        """The request, from the cache while fresh, else from the reader (a page at a time
+        when paging)."""
         hit, cached = self.cached(redemption_id)
         if hit:
             return cached
+        if self._many is None:
+            return self._read_one(redemption_id)
+        start = redemption_id - redemption_id % self._page
+        with self._lock:
+            loading = self._loading.get(start)
+            if loading is None:
+                self._loading[start] = threading.Event()
+        if loading is not None:  # another thread reads this page: wait for it
+            loading.wait(self._page_wait)
+            hit, cached = self.cached(redemption_id)
+            return cached if hit else self._read_one(redemption_id)
+        try:
+            now = self._clock()
+            infos = self._many(range(start, start + self._page))
+            self.page_reads += 1
+            self._remember(now, {rid: infos.get(rid) for rid in range(start, start + self._page)})
+        finally:
+            with self._lock:
+                self._loading.pop(start).set()
+        return infos.get(redemption_id)
+
+    def _read_one(self, redemption_id: int) -> RedemptionInfo | None:
         now = self._clock()
         info = self._reader.redemption(redemption_id)
-        expires = now + (self._ttl if info is not None else self._negative_ttl)
+        self._remember(now, {redemption_id: info})
+        return info
+
+    def _remember(self, now: float, infos: Mapping[int, RedemptionInfo | None]) -> None:
         with self._lock:
-            self._entries[redemption_id] = (expires, info)
-            self._entries.move_to_end(redemption_id)
+            for rid, info in infos.items():
+                expires = now + (self._ttl if info is not None else self._negative_ttl)
+                self._entries[rid] = (expires, info)
+                self._entries.move_to_end(rid)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
-        return info
 
 
 class _Slots:
@@ -190,6 +237,7 @@ __all__ = [
     "CachedRedemptions",
     "ChainReads",
     "InMemoryRedemptions",
+    "PagedRedemptionReader",
     "RedemptionInfo",
     "RedemptionReader",
 ]

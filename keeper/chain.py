@@ -18,6 +18,7 @@ from clearing.errors import ChainReadError
 from clearing.validation import RequestSnapshot
 from keeper.artifacts import artifact
 from keeper.errors import SimulationRevertError, classify
+from keeper.readers import ChainReader
 
 E18 = 10**18
 
@@ -106,6 +107,7 @@ class Chain:
         self.settlement = w3.eth.contract(address=settlement, abi=artifact("QEVSettlement")["abi"])
         self._genesis_hint = genesis
         self._views: dict[str, bool] = {}
+        self.reader = ChainReader(w3)
         self.usdai = w3.eth.contract(
             address=self._call(self.vault.functions.asset()), abi=artifact("MockUSDai")["abi"]
         )
@@ -262,18 +264,42 @@ class Chain:
             )
         return QueueRequest(redemption_id, _addr(controller), int(pending), int(ts))
 
+    def requests(
+        self, redemption_ids: Iterable[int], block: int | str = "latest"
+    ) -> dict[int, QueueRequest]:
+        """Many requests at ``block`` in batched reads (a missing one: zero controller)."""
+        read = self.reader.requests(
+            self.vault.address,
+            None,
+            0,
+            sorted(set(redemption_ids)),
+            block,
+            plain=not self.has_view("qevRedemptionInfo"),
+        )
+        return {rid: QueueRequest(rid, c, pending, ts) for rid, (c, ts, pending, _) in read.items()}
+
     def snapshot_requests(
-        self, auction_id: int, redemption_ids: Iterable[int], block: int
+        self,
+        auction_id: int,
+        redemption_ids: Iterable[int],
+        block: int,
+        *,
+        nonces: str | None = None,
     ) -> dict[int, RequestSnapshot]:
-        """Requests and the auction's nonces for ``redemption_ids`` at ``block`` (rule 0 input)."""
-        out: dict[int, RequestSnapshot] = {}
-        for rid in redemption_ids:
-            r = self.request(rid, block)
-            nonce = int(self._call(self.settlement.functions.nonce(auction_id, rid), block))
-            out[rid] = RequestSnapshot(
-                rid, r.controller, r.pending_shares, r.redemption_timestamp, nonce
-            )
-        return out
+        """Requests and the auction's nonces for ``redemption_ids`` at ``block`` (rule 0 input),
+        in batched reads; ``nonces`` is the contract keeping them (default: the settlement)."""
+        read = self.reader.requests(
+            self.vault.address,
+            nonces or self.settlement.address,
+            auction_id,
+            sorted(set(redemption_ids)),
+            block,
+            plain=not self.has_view("qevRedemptionInfo"),
+        )
+        return {
+            rid: RequestSnapshot(rid, c, pending, ts, nonce)
+            for rid, (c, ts, pending, nonce) in read.items()
+        }
 
     def snapshot(self, auction_id: int, redemption_ids: Iterable[int], block: int) -> Snapshot:
         """Requests, nonces, share price, free liquidity and admin fee at ``block``."""
@@ -285,15 +311,15 @@ class Chain:
         )
 
     def queue(self, block: int | str = "latest", limit: int = 10_000) -> Iterator[QueueRequest]:
-        """The FIFO queue from its head, lazily (stop early to read only what you need)."""
+        """The FIFO queue from its head, lazily, a page of requests per read (stop early to
+        read only what you need)."""
         _, head, _, _, _ = self._call(self.vault.functions.redemptionQueueInfo(), block)
         rid, seen = int(head), 0
         while rid and seen < limit:
-            (_, nxt, pending, _, _, controller, ts), _ = self._call(
-                self.vault.functions.redemption(rid), block
-            )
-            yield QueueRequest(rid, _addr(controller), int(pending), int(ts))
-            rid, seen = int(nxt), seen + 1
+            page, rid = self.reader.queue_page(self.vault.address, rid, block, limit - seen)
+            for qid, controller, ts, pending in page:
+                yield QueueRequest(qid, controller, pending, ts)
+            seen += len(page)
 
     def admin_fee_bps(self, block: int | str = "latest") -> int:
         """The settlement contract's admin fee (basis points of the burnt shares)."""
@@ -363,35 +389,68 @@ class Chain:
         """Whether an allocation leaf has been claimed."""
         return bool(self._call(self.settlement.functions.isClaimed(auction_id, redemption_id)))
 
+    def claimed(
+        self, auction_id: int, redemption_ids: Iterable[int], block: int | str = "latest"
+    ) -> dict[int, bool]:
+        """``isClaimed`` of many leaves at ``block``, in batched reads."""
+        return self.reader.claimed(self.settlement.address, auction_id, list(redemption_ids), block)
+
 
 def _undecodable(exc: Exception) -> bool:
     """web3's "the call returned nothing it could decode" (e.g. a contract with a fallback)."""
     return type(exc).__name__ in {"BadFunctionCallOutput", "InsufficientDataBytes"}
 
 
-def serviceable_shares(
-    queue: Iterable[QueueRequest], now: int, price: int, liquidity: int, cap: int
-) -> int:
-    """Shares ``serviceRedemptions`` can take from the head: matured, paid for, within ``cap``.
+def serviceable_batches(
+    queue: Iterable[QueueRequest],
+    now: int,
+    price: int,
+    liquidity: int,
+    cap: int,
+    *,
+    max_requests: int,
+) -> list[int]:
+    """Shares ``serviceRedemptions`` can take from the head, split into calls that each walk
+    at most ``max_requests`` requests (emptied ones included: the vault pops them too).
 
-    Mirrors the vault's walk (per-request ``mulDiv(shares, price, 1e18)``), so the call fits
-    the free liquidity exactly and never reaches an unmatured request.
+    Mirrors the vault's walk (per-request ``mulDiv(shares, price, 1e18)``), so the calls fit
+    the free liquidity exactly and never reach an unmatured request; splitting at request
+    boundaries prices every request as one call would. A call also pops the emptied requests
+    that follow its last serviced one, so a batch ends only where a request with shares
+    pending starts the next (the emptied ones between count towards the batch before).
     """
-    total, remaining = 0, liquidity
+    batches: list[int] = []
+    total, remaining, walked, batch = 0, liquidity, 0, 0
     for r in queue:
         if r.pending_shares == 0:
+            walked += 1
             continue
         if r.redemption_timestamp >= now or total >= cap or remaining <= 0:
             break
+        if walked >= max_requests and batch:
+            batches.append(batch)
+            walked, batch = 0, 0
+        walked += 1
         affordable = remaining * E18 // price if price else r.pending_shares
         take = min(r.pending_shares, affordable, cap - total)
         if take <= 0:
             break
         total += take
+        batch += take
         remaining -= take * price // E18
         if take < r.pending_shares:
             break
-    return total
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def serviceable_shares(
+    queue: Iterable[QueueRequest], now: int, price: int, liquidity: int, cap: int
+) -> int:
+    """Shares ``serviceRedemptions`` can take from the head: matured, paid for, within ``cap``
+    (all of ``serviceable_batches`` in one call)."""
+    return sum(serviceable_batches(queue, now, price, liquidity, cap, max_requests=2**63))
 
 
 __all__ = [
@@ -401,5 +460,6 @@ __all__ = [
     "QueueRequest",
     "SettledAuction",
     "Snapshot",
+    "serviceable_batches",
     "serviceable_shares",
 ]

@@ -29,14 +29,16 @@ from keeper.targets import TARGETS
 
 
 def web3_for(settings: ChainSettings, timeout: float) -> Any:
-    """A ``Web3`` on the configured RPC (the URL stays inside the provider).
+    """A ``Web3`` on the configured RPC (the URL stays inside the provider)."""
+    return http_web3(settings.rpc(), timeout)
 
-    ``eth_chainId`` is answered from the provider's cache after the first call: web3's
-    validation asks for it before every call and transaction, which was two thirds of all
-    RPC calls of a close (benchmarks/month).
-    """
+
+def http_web3(url: str, timeout: float) -> Any:
+    """A ``Web3`` over HTTP whose ``eth_chainId`` is answered from the provider's cache after
+    the first call: web3's validation asks for it before every call and transaction, which
+    was two thirds of all RPC calls of a close (benchmarks/month)."""
     provider = Web3.HTTPProvider(
-        settings.rpc(),
+        url,
         request_kwargs={"timeout": timeout},
         cache_allowed_requests=True,
         cacheable_requests={RPCEndpoint("eth_chainId")},
@@ -162,4 +164,4 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
     return keeper, AuctionCalendar(chain.genesis(), settings.window)
 
 
-__all__ = ["build_keeper", "connect_chain", "registry_address", "web3_for"]
+__all__ = ["build_keeper", "connect_chain", "http_web3", "registry_address", "web3_for"]

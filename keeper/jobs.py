@@ -36,8 +36,8 @@ from clearing.sealing import derive_auction_secret, public_key_of
 from clearing.store import artifacts as art
 from clearing.store.base import BidStore
 from clearing.validation import AuctionContext
-from keeper.chain import AuctionKeyState, Chain, serviceable_shares
-from keeper.errors import FatalError, SimulationRevertError
+from keeper.chain import AuctionKeyState, Chain, serviceable_batches
+from keeper.errors import FatalError, RevertedOnChainError, SimulationRevertError
 
 BPS = 10_000
 # Reverts of settleAuction that mean "the chain no longer allows this result" (DESIGN 7,
@@ -91,7 +91,9 @@ class KeeperConfig:
     mode: Mode = Mode.PAY_AS_BID
     min_fill: int = 10**18
     liquidity_bps: int = BPS  # share of the free liquidity packaged for each auction
-    claim_batch: int = 64
+    claim_batch: int = 200  # leaves per claimMultiple (~59k gas each: ~12M gas a transaction)
+    claim_depth: int = 8  # claim transactions in flight at once
+    service_batch: int = 1_500  # queue requests walked per serviceRedemptions (~9k gas each)
     workers: int = 0  # 0 = all CPUs for opening the book
     key_source: KeySource | None = None  # threshold mode; None: derive from master_secret
 
@@ -468,18 +470,47 @@ class Keeper:
         )
 
     def _push_claims(self, auction_id: int, report: CloseReport) -> None:
+        """Claim every unclaimed leaf for its holder: ``claim_batch`` leaves per multiproof
+        transaction, ``claim_depth`` transactions in flight (``send_many``, gas scaled by
+        leaves), the unclaimed leaves read in batched reads first (a restarted keeper sends
+        only what is missing). If a scaled transaction still runs out of gas, the leaves left
+        are sent again with each transaction estimated."""
         dump = art.get_json(self.store, auction_id, art.ALLOCATION_TREE)
         if not dump:
             self._step(report, "claims", False)
             return
         tree = StandardMerkleTree.load(dump)
-        pending = [
-            i for i, v in enumerate(tree.values) if not self.chain.is_claimed(auction_id, v[1])
-        ]
-        if not pending:
+        gas, sent, scaled = 0, 0, True
+        while True:
+            claimed = self.chain.claimed(auction_id, [int(v[1]) for v in tree.values])
+            pending = [i for i, v in enumerate(tree.values) if not claimed[int(v[1])]]
+            if not pending:
+                break
+            calls, sizes = self._claim_calls(auction_id, tree, pending)
+            try:
+                receipts = self._send_claims(calls, sizes if scaled else None)
+            except RevertedOnChainError as e:
+                if not scaled:
+                    raise
+                self.log(f"auction {auction_id}: a claim transaction failed ({e}); re-estimating")
+                scaled = False
+                continue
+            gas += sum(int(getattr(r, "gas_used", 0)) for r in receipts)
+            sent += len(calls)
+            report.claimed += len(pending)
+            break
+        if not sent:
             self._step(report, "claims", False)
             return
-        gas = 0
+        report.gas["claimMultiple"] = gas
+        self._step(report, "claims", True)
+        self.log(f"auction {auction_id}: pushed {report.claimed} claims in {sent} transactions")
+
+    def _claim_calls(
+        self, auction_id: int, tree: StandardMerkleTree, pending: list[int]
+    ) -> tuple[list[tuple[Any, str]], list[int]]:
+        """One ``claimMultiple`` (multiproof) per ``claim_batch`` leaves, and their sizes."""
+        calls, sizes = [], []
         for start in range(0, len(pending), self.cfg.claim_batch):
             batch = pending[start : start + self.cfg.claim_batch]
             mp = tree.multi_proof(batch)
@@ -487,28 +518,46 @@ class Keeper:
             fn = self.chain.settlement.functions.claimMultiple(
                 auction_id, leaves, mp.proof, mp.proof_flags
             )
-            receipt = self.housekeeping.send(fn, label=f"claimMultiple({auction_id})")
-            gas += int(getattr(receipt, "gas_used", 0))
-            report.claimed += len(batch)
-        report.gas["claimMultiple"] = gas
-        self._step(report, "claims", True)
-        self.log(f"auction {auction_id}: pushed {report.claimed} claims")
+            calls.append((fn, f"claimMultiple({auction_id})"))
+            sizes.append(len(batch))
+        return calls, sizes
+
+    def _send_claims(self, calls: list[tuple[Any, str]], sizes: list[int] | None) -> list[Any]:
+        send_many = getattr(self.housekeeping, "send_many", None)
+        if send_many is None:  # a lane without pipelining: one transaction at a time
+            return [self.housekeeping.send(fn, label=label) for fn, label in calls]
+        # already-claimed leaves are skipped by the contract, never a revert: gas may be scaled
+        return list(send_many(calls, depth=self.cfg.claim_depth, sizes=sizes))
 
     def _service_queue(self, report: CloseReport) -> None:
+        """Service the FIFO queue's matured head with the free liquidity, in transactions of
+        at most ``service_batch`` requests walked (one call over a deep queue would exceed
+        the block gas limit); each batch is sent after the one before is confirmed."""
         _, now = self.chain.latest_block()
         cap = max(self.chain.pending_shares() - self.chain.locked_shares(), 0)
-        shares = serviceable_shares(
-            self.chain.queue(), now, self.chain.share_price(), self.chain.free_liquidity(), cap
+        batches = serviceable_batches(
+            self.chain.queue(limit=2**63),
+            now,
+            self.chain.share_price(),
+            self.chain.free_liquidity(),
+            cap,
+            max_requests=self.cfg.service_batch,
         )
-        if shares == 0:
+        if not batches:
             self._step(report, "service", False)
             return
-        fn = self.chain.vault.functions.serviceRedemptions(shares)
-        receipt = self.housekeeping.send(fn, label="serviceRedemptions")
-        report.gas["serviceRedemptions"] = int(getattr(receipt, "gas_used", 0))
-        report.serviced_shares = shares
+        gas = 0
+        for shares in batches:
+            fn = self.chain.vault.functions.serviceRedemptions(shares)
+            receipt = self.housekeeping.send(fn, label="serviceRedemptions")
+            gas += int(getattr(receipt, "gas_used", 0))
+            report.serviced_shares += shares
+        report.gas["serviceRedemptions"] = gas
         self._step(report, "service", True)
-        self.log(f"serviced {shares} shares from the FIFO queue")
+        self.log(
+            f"serviced {report.serviced_shares} shares from the FIFO queue in "
+            f"{len(batches)} transactions"
+        )
 
     def _reveal(self, auction_id: int, secret: bytes, report: CloseReport) -> None:
         state = self.chain.key_state(auction_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from clearing.redemptions import RedemptionInfo
 from keeper.chain import Chain
 
@@ -20,6 +22,16 @@ class Web3Redemptions:
         if not any(r.controller):
             return None
         return RedemptionInfo(redemption_id, r.controller, r.pending_shares, r.redemption_timestamp)
+
+    def redemptions(self, redemption_ids: Sequence[int]) -> dict[int, RedemptionInfo | None]:
+        """Many requests in batched reads (None where the vault has none)."""
+        read = self._chain.requests(redemption_ids, self._block)
+        return {
+            rid: RedemptionInfo(rid, r.controller, r.pending_shares, r.redemption_timestamp)
+            if any(r.controller)
+            else None
+            for rid, r in read.items()
+        }
 
 
 __all__ = ["Web3Redemptions"]

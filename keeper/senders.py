@@ -45,6 +45,17 @@ class RetryingSender:
             fn, label=label, attempts=self.attempts, backoff=self.backoff
         )
 
+    def send_many(
+        self,
+        calls: list[tuple[Any, str]],
+        *,
+        depth: int = 8,
+        sizes: list[int] | None = None,
+    ) -> list[TxReceiptInfo]:
+        """Independent calls ``(fn, label)`` pipelined, ``depth`` in flight, gas scaled by
+        ``sizes`` (see ``TxSender.send_many``)."""
+        return self.tx.send_many(calls, depth=depth, sizes=sizes)
+
 
 def make_sender(
     w3: Any,

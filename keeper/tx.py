@@ -59,6 +59,7 @@ log = logging.getLogger("qev.keeper.tx")
 
 MIN_FEE_BUMP_BPS = 1250  # DESIGN 7: >= 12.5% (geth needs 10% on both fee fields)
 PROGRESS_EVERY = 10.0  # seconds between two "waiting for confirmations" records
+SCALED_GAS_MARGIN_BPS = 2500  # send_many(sizes=...): on top of the estimate's own margin
 _KNOWN = ("already known", "known transaction", "alreadyknown")
 
 # --- log context ---------------------------------------------------------------------
@@ -341,6 +342,109 @@ class TxSender:
                 raise
             except Exception as e:
                 raise classify(e) from e
+
+    def send_many(
+        self,
+        calls: Sequence[tuple[Any, str]],
+        *,
+        depth: int = 8,
+        sizes: Sequence[int] | None = None,
+    ) -> list[TxReceiptInfo]:
+        """Send independent calls ``(call, label)`` with up to ``depth`` in flight at
+        consecutive nonces; returns their receipts in order, each confirmed and then, once the
+        last is confirmed, re-checked (a reorg that dropped one re-sends its signed bytes).
+
+        For calls that do not depend on each other (claims of different leaves): each is
+        estimated against the node's view with the earlier ones possibly still pending, and
+        a revert there raises ``SimulationRevertError`` after the calls already sent are
+        confirmed. Any other failure also waits for what was sent before raising, so no nonce
+        is left behind to be replaced by an unrelated call. Fees are priced once per window.
+
+        ``sizes`` (optional, one per call: e.g. the leaves a claim transaction carries) says
+        the calls cost gas in proportion to their size: only the first call of each window is
+        estimated (with its revert check), the others get the largest gas per unit seen so
+        far times their size, plus ``SCALED_GAS_MARGIN_BPS``. On a node whose estimate runs
+        the call several times this saves most of the execution work; a call that still runs
+        out of gas is mined reverted and raises ``RevertedOnChainError``.
+        """
+        if sizes is not None and len(sizes) != len(calls):
+            raise ValueError("sizes must give one size per call")
+        with self._lock:
+            try:
+                requests = [(as_request(c), label) for c, label in calls]
+                infos = self._send_many(requests, depth, sizes)
+                return [self.recheck(info) for info in infos]
+            except KeeperError:
+                raise
+            except Exception as e:
+                raise classify(e) from e
+
+    def _send_many(
+        self, calls: Sequence[tuple[TxRequest, str]], depth: int, sizes: Sequence[int] | None
+    ) -> list[TxReceiptInfo]:
+        self._check_chain()
+        out: list[TxReceiptInfo] = []
+        window: list[tuple[_Flight, float]] = []
+        nonce: int | None = None
+        fees: Fees | None = None
+        per_unit = 0  # the largest estimated gas per unit of size so far
+        try:
+            for k, (req, label) in enumerate(calls):
+                if nonce is None and self._in_flight:
+                    # a nonce left by an earlier deadline: replace it on the safe serial path
+                    out.append(self._send(req, label))
+                    continue
+                if nonce is None:
+                    nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))  # type: ignore[arg-type]
+                fresh_window = k % max(depth, 1) == 0
+                if sizes is None or fresh_window or per_unit == 0:
+                    gas = self.estimate_gas(req)  # a revert raises here: nothing sent for it
+                    if sizes is not None and sizes[k] > 0:
+                        per_unit = max(per_unit, -(-gas // sizes[k]))
+                else:
+                    gas = -(-per_unit * sizes[k] * (BPS + SCALED_GAS_MARGIN_BPS) // BPS)
+                    gas = min(gas, self.max_gas) if self.max_gas else gas
+                if fees is None or fresh_window:
+                    fees = self.suggest_fees()
+                window.append(self._dispatch(req, label, nonce, gas, fees))
+                nonce += 1
+                if len(window) >= depth:
+                    out.append(self._land(*window.pop(0)))
+        except BaseException:
+            for flight, deadline_at in window:  # never leave a sent nonce behind
+                try:
+                    out.append(self._land(flight, deadline_at))
+                except Exception as e:  # the first error is the one raised
+                    log.warning("%s: %s", flight.label or "tx", e, extra=self._fields())
+            raise
+        out.extend(self._land(flight, deadline_at) for flight, deadline_at in window)
+        return out
+
+    def _dispatch(
+        self, req: TxRequest, label: str, nonce: int, gas: int, fees: Fees
+    ) -> tuple[_Flight, float]:
+        """Sign and broadcast at ``nonce``; the flight and its deadline."""
+        now = self._clock()
+        flight = _Flight(nonce, label, req, gas, now)
+        sent = self._sign(req, nonce, gas, fees, label)
+        self._in_flight[nonce] = flight
+        try:
+            self._broadcast(sent)
+        except RetryableError:
+            flight.sent.append(sent)  # it may have reached the node: waited for like the rest
+            raise
+        except Exception:
+            del self._in_flight[nonce]
+            raise
+        flight.sent.append(sent)
+        flight.waiting_since = self._clock()
+        self._progress(flight, sent.tx_hash, 0, force=True)
+        return flight, flight.waiting_since + self.deadline
+
+    def _land(self, flight: _Flight, deadline_at: float) -> TxReceiptInfo:
+        """Wait for a dispatched flight to be mined and confirmed."""
+        receipt, winner = self._wait_mined(flight, deadline_at)
+        return self._confirm(flight, receipt, winner, deadline_at, reorgs=0)
 
     def send_with_retry(
         self,
@@ -771,6 +875,7 @@ class TxSender:
 __all__ = [
     "MIN_FEE_BUMP_BPS",
     "PROGRESS_EVERY",
+    "SCALED_GAS_MARGIN_BPS",
     "LogContextFilter",
     "TxReceiptInfo",
     "TxRequest",

@@ -67,7 +67,12 @@ def build_app(
         store=store,
         committer=committer,
         redemptions=(
-            CachedRedemptions(redemptions, ttl=settings.controller_cache_ttl, clock=time.monotonic)
+            CachedRedemptions(
+                redemptions,
+                ttl=settings.controller_cache_ttl,
+                clock=time.monotonic,
+                page=settings.controller_cache_page,
+            )
             if redemptions.blocking and settings.controller_cache_ttl > 0
             else redemptions
         ),

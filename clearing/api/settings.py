@@ -36,6 +36,12 @@ class ServiceSettings(ChainSettings):
     controller_cache_ttl: float = Field(
         default=300.0, ge=0, description="seconds a looked-up request controller is remembered"
     )
+    controller_cache_page: int = Field(
+        default=255,
+        ge=1,
+        le=255,
+        description="request ids read together on a cache miss (one batched chain read)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(

@@ -357,17 +357,17 @@ class RegistryKeeper(Keeper):
         if not all(any(b == want for want in rest) for b in stored):
             return False
         have = {b.redemption_id for b in stored}
-        return all(
-            self.chain.request(p.signed.bid.redemption_id).pending_shares == 0
-            for p in batch
-            if p.signed.bid.redemption_id not in have
-        )
+        missing = [
+            p.signed.bid.redemption_id for p in batch if p.signed.bid.redemption_id not in have
+        ]
+        return all(r.pending_shares == 0 for r in self.chain.requests(missing).values())
 
     def _check_skipped(self, auction_id: int, planned: list[PlannedBid], held: list[Bid]) -> None:
         have = {b.redemption_id for b in held}
-        for p in planned:
-            rid = p.signed.bid.redemption_id
-            if rid not in have and self.chain.request(rid).pending_shares != 0:
+        missing = [p.signed.bid.redemption_id for p in planned]
+        requests = self.chain.requests(rid for rid in missing if rid not in have)
+        for rid in missing:
+            if rid not in have and requests[rid].pending_shares != 0:
                 raise KeeperStateError(
                     f"auction {auction_id}: the valid bid for redemption {rid} is not on the "
                     "registry although its request has shares pending"

@@ -148,15 +148,11 @@ class Registry:
     def snapshot_requests(
         self, auction_id: int, redemption_ids: Iterable[int], block: int
     ) -> dict[int, RequestSnapshot]:
-        """Requests (through the vault's views) and the registry's nonces at ``block``."""
-        out: dict[int, RequestSnapshot] = {}
-        for rid in sorted(set(redemption_ids)):
-            r = self.chain.request(rid, block)
-            nonce = self.nonce(auction_id, rid, block)
-            out[rid] = RequestSnapshot(
-                rid, r.controller, r.pending_shares, r.redemption_timestamp, nonce
-            )
-        return out
+        """Requests (through the vault's views) and the registry's nonces at ``block``, in
+        batched reads."""
+        return self.chain.snapshot_requests(
+            auction_id, redemption_ids, block, nonces=self.contract.address
+        )
 
     def snapshot(self, auction_id: int, redemption_ids: Iterable[int], block: int) -> Snapshot:
         """Rule 0's inputs for this target at ``block``: requests, registry nonces, price, free

@@ -244,10 +244,13 @@ def _check_posted(
             last = i
     held = {b.redemption_id for b in posted}
     settled_block = settlement[1] if settlement is not None else "latest"
+    requests = chain.requests(
+        (b.redemption_id for b in want if b.redemption_id not in held), settled_block
+    )
     for b in want:
         if b.redemption_id in held:
             continue
-        if chain.request(b.redemption_id, settled_block).pending_shares != 0:
+        if requests[b.redemption_id].pending_shares != 0:
             report.differences.append(
                 f"valid bid for redemption {b.redemption_id} is not on the registry (its request "
                 "had shares pending)"
@@ -276,9 +279,8 @@ def _check_reorder(
     if not calls:
         return
     before_block = calls[0].block - 1
-    pending = {
-        b.redemption_id: chain.request(b.redemption_id, before_block).pending_shares for b in posted
-    }
+    requests_before = chain.requests((b.redemption_id for b in posted), before_block)
+    pending = {b.redemption_id: requests_before[b.redemption_id].pending_shares for b in posted}
     fee_rate = registry.admin_fee_rate(before_block)
     recipient = registry.admin_fee_recipient(before_block)
     moved_all: list[Moved] = []
