@@ -28,7 +28,7 @@ from clearing.documents import (
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
 from clearing.hashing import keccak256
-from clearing.hexcodec import from_hex, to_checksum_address, to_hex
+from clearing.hexcodec import from_hex, to_hex
 from clearing.merkle import StandardMerkleTree
 from clearing.model import Envelope
 from clearing.parallel import validate_book_parallel
@@ -36,8 +36,10 @@ from clearing.sealing import derive_auction_secret, public_key_of
 from clearing.store import artifacts as art
 from clearing.store.base import BidStore
 from clearing.validation import AuctionContext
+from keeper.calldata import claim_multiple
 from keeper.chain import AuctionKeyState, Chain, serviceable_batches
 from keeper.errors import FatalError, RevertedOnChainError, SimulationRevertError
+from keeper.tx import TxRequest
 
 BPS = 10_000
 # Reverts of settleAuction that mean "the chain no longer allows this result" (DESIGN 7,
@@ -510,15 +512,16 @@ class Keeper:
         self, auction_id: int, tree: StandardMerkleTree, pending: list[int]
     ) -> tuple[list[tuple[Any, str]], list[int]]:
         """One ``claimMultiple`` (multiproof) per ``claim_batch`` leaves, and their sizes."""
-        calls, sizes = [], []
+        calls: list[tuple[Any, str]] = []
+        sizes: list[int] = []
+        settlement, label = self.chain.settlement, f"claimMultiple({auction_id})"
+        abi = settlement.abi
         for start in range(0, len(pending), self.cfg.claim_batch):
             batch = pending[start : start + self.cfg.claim_batch]
             mp = tree.multi_proof(batch)
-            leaves = [(v[1], to_checksum_address(v[2]), v[3], v[4], v[5]) for v in mp.leaves]
-            fn = self.chain.settlement.functions.claimMultiple(
-                auction_id, leaves, mp.proof, mp.proof_flags
-            )
-            calls.append((fn, f"claimMultiple({auction_id})"))
+            leaves = [(v[1], v[2], v[3], v[4], v[5]) for v in mp.leaves]
+            data = claim_multiple(auction_id, leaves, mp.proof, mp.proof_flags)
+            calls.append((TxRequest(settlement.address, data, abi=abi), label))
             sizes.append(len(batch))
         return calls, sizes
 

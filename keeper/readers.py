@@ -6,8 +6,9 @@ many reads at the pinned block and returns raw 32-byte words where runtime code 
 works on every node and every vault (no helper contract to deploy or trust at an address) and
 turns N reads into N / 255 calls, which are then sent ``BATCH_CALLS`` to one JSON-RPC batch.
 
-Two limits shape the batches: a creation may return at most 24,576 bytes (EIP-170), hence
-``MAX_WORDS``; and each reader stops early when less than its ``reserve`` of gas is left, so a
+Three limits shape the batches: a creation may return at most 24,576 bytes (EIP-170), hence
+``MAX_WORDS``; its code with the arguments may be at most 49,152 bytes (EIP-3860), which bounds
+the ids of one call; and each reader stops early when less than its ``reserve`` of gas is left, so a
 node with a low ``eth_call`` gas cap gets a shorter answer and the rest is asked again.
 """
 
@@ -26,7 +27,8 @@ MAX_WORDS = 24_576 // 32  # EIP-170: the most a creation may return
 BATCH_CALLS = 32  # eth_calls per JSON-RPC batch request
 REQUESTS_PER_CALL = (MAX_WORDS - 1) // 3  # 255: n, then 3 words per request
 QUEUE_PER_CALL = (MAX_WORDS - 2) // 3  # 255: n, next, then 3 words per request
-CLAIMS_PER_CALL = 8_192  # bits of one answer; gas bounds it first (~3k gas per leaf)
+MAX_INITCODE = 49_152  # EIP-3860: the most creation code (reader + arguments) a call may send
+CLAIMS_PER_CALL = 1_024  # 32 KiB of ids: within MAX_INITCODE with the reader's code
 RESERVE_QEV = 150_000  # gas one more qevRedemptionInfo + nonce read can need, with margin
 RESERVE_PLAIN = 1_500_000  # redemption(id) walks up to 150 requests back (cold slots)
 RESERVE_CLAIM = 60_000
@@ -202,4 +204,4 @@ def _why(exc: Exception) -> str:
     return text[0][:200] if text and text[0] else type(exc).__name__
 
 
-__all__ = ["BATCH_CALLS", "MAX_WORDS", "ChainReader"]
+__all__ = ["BATCH_CALLS", "CLAIMS_PER_CALL", "MAX_INITCODE", "MAX_WORDS", "ChainReader"]

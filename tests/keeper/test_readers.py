@@ -14,9 +14,16 @@ from eth_account import Account
 
 from clearing.calendar import REDEMPTION_WINDOW
 from clearing.errors import ChainReadError
+from keeper.artifacts import artifact
 from keeper.chain import Chain
 from keeper.deploy import transact
-from keeper.readers import MAX_WORDS, REQUESTS_PER_CALL, ChainReader
+from keeper.readers import (
+    CLAIMS_PER_CALL,
+    MAX_INITCODE,
+    MAX_WORDS,
+    REQUESTS_PER_CALL,
+    ChainReader,
+)
 from keeper.senders import make_sender
 
 from .conftest import Env
@@ -109,6 +116,22 @@ def test_a_full_page_fits_the_creation_return_limit(env: Env) -> None:
         plain=False,
     )
     assert len(read) == REQUESTS_PER_CALL and reader.calls == 1
+
+
+def test_a_full_page_of_claims_fits_the_initcode_limit(env: Env) -> None:
+    """1,024 ids per ClaimReader call stay within EIP-3860's 49,152 bytes of creation code."""
+    m = env.month
+    reader = ChainReader(m.w3)
+    ids = list(range(10**12, 10**12 + CLAIMS_PER_CALL))
+    assert (
+        len(artifact("ClaimReader")["bytecode"]) // 2 + 32 * (CLAIMS_PER_CALL + 5) <= MAX_INITCODE
+    )
+    assert (
+        len(artifact("RequestReader")["bytecode"]) // 2 + 32 * (REQUESTS_PER_CALL + 7)
+        <= MAX_INITCODE
+    )
+    claimed = reader.claimed(m.chain.settlement.address, m.auction_id, ids, "latest")
+    assert claimed == dict.fromkeys(ids, False) and reader.calls == 1
 
 
 def test_queue_pages_walk_the_same_queue(env: Env) -> None:
