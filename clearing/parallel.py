@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from clearing.engine import ValidBid
+from clearing.errors import QevError
 from clearing.merkle import leaf_hasher
 from clearing.model import Envelope
+from clearing.signing import recover_address
 from clearing.validation import (
     AuctionContext,
     Exclusion,
@@ -87,6 +89,28 @@ def leaf_hashes(
     return [h for part in parts for h in part]
 
 
+def _recover_range(start: int, end: int) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for digest, signature in _SHARED["pairs"][start:end]:
+        try:
+            out.append(recover_address(digest, signature))
+        except QevError:
+            out.append(None)
+    return out
+
+
+def recover_many(
+    pairs: Sequence[tuple[bytes, bytes]],
+    workers: int = 0,
+    min_parallel: int = MIN_PARALLEL_ITEMS,
+) -> list[bytes | None]:
+    """The signer of each ``(digest, signature)`` (None where it does not recover), on
+    ``workers`` processes (0 = all CPUs); same order as ``pairs``."""
+    w = workers or default_workers()
+    parts = _map_chunks(_recover_range, len(pairs), w, {"pairs": pairs}, min_parallel)
+    return [a for part in parts for a in part]
+
+
 def _validate_range(start: int, end: int) -> list[tuple[Any, ...]]:
     """Rule 0 over a chunk; results as plain tuples (a third of the pickling cost)."""
     ctx: AuctionContext = _SHARED["ctx"]
@@ -125,4 +149,4 @@ def validate_book_parallel(
     return valid, excluded
 
 
-__all__ = ["default_workers", "leaf_hashes", "validate_book_parallel"]
+__all__ = ["default_workers", "leaf_hashes", "recover_many", "validate_book_parallel"]

@@ -30,10 +30,11 @@ from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
 from clearing.model import Envelope, cancel_digest
+from clearing.parallel import recover_many, validate_book_parallel
 from clearing.receipts import Receipt, ReceiptKind
 from clearing.sealing import public_key_of
-from clearing.signing import recover_address
-from clearing.validation import AuctionContext, validate_book
+from clearing.signing import eip191_digest, recover_address
+from clearing.validation import AuctionContext
 from keeper.chain import Chain
 from keeper.errors import SimulationRevertError
 from keeper.verify_threshold import (
@@ -124,7 +125,7 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
         envelopes=envelopes,
     )
     requests = requests_of(result["requests"])
-    valid, excluded = validate_book(envelopes, AuctionContext(t, domain, secret), requests)
+    valid, excluded = validate_book_parallel(envelopes, AuctionContext(t, domain, secret), requests)
     report.expect(
         "exclusions (redemption, reason)",
         sorted((int(e["redemption_id"]), e["reason"]) for e in result["excluded"]),
@@ -216,7 +217,7 @@ def _reclear(
 ) -> tuple[Any, str | None]:
     """Clear the book again from the chain's state at ``block`` (an abandoned snapshot)."""
     snap = chain.snapshot(t, (e.redemption_id for e in envelopes), block)
-    valid, _ = validate_book(envelopes, AuctionContext(t, domain, secret), snap.requests)
+    valid, _ = validate_book_parallel(envelopes, AuctionContext(t, domain, secret), snap.requests)
     cleared = clear(
         t,
         valid,
@@ -229,6 +230,14 @@ def _reclear(
         ),
     )
     return cleared, root_of(allocation_tree(cleared))
+
+
+def _signature(value: str | None) -> bytes:
+    """A hex signature's bytes (empty if malformed: it then recovers to nobody)."""
+    try:
+        return from_hex(value or "0x")
+    except QevError:
+        return b""
 
 
 def _recovers(digest: bytes, signature: str | None) -> bytes | None:
@@ -256,13 +265,22 @@ def _check_signatures(
     )
     pinned = parse_address(signer) if signer else None
     sequences: list[int] = []
+    pairs: list[tuple[bytes, bytes]] = []  # SealedBid and receipt of each entry, in order
     for entry, env in zip(book["bids"], envelopes, strict=True):
+        receipt = entry_receipt(t, entry)
+        pairs.append((env.digest(domain), _signature(entry.get("signature"))))
+        pairs.append((eip191_digest(receipt.digest()), receipt.service_signature))
+    signers = recover_many(pairs)  # the book's signatures on every CPU
+    for k, (entry, env) in enumerate(zip(book["bids"], envelopes, strict=True)):
         rid = env.redemption_id
-        if _recovers(env.digest(domain), entry.get("signature")) != env.controller:
+        if signers[2 * k] != env.controller:
             report.differences.append(
                 f"SealedBid signature of redemption {rid}: not the controller"
             )
-        _check_receipt(report, entry_receipt(t, entry), pinned, f"receipt of redemption {rid}")
+        if pinned is None or signers[2 * k + 1] != pinned:
+            report.differences.append(
+                f"receipt of redemption {rid}: not signed by the receipt signer"
+            )
         report.expect(f"receipt kind of redemption {rid}", entry.get("kind"), 0)
         sequences.append(int(entry["sequence"]))
     report.checks.append("every SealedBid signature in the book recovers to its controller")
