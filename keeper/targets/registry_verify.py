@@ -29,8 +29,9 @@ from clearing.eip712 import Eip712Domain
 from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.model import Bid
+from clearing.parallel import validate_book_parallel
 from clearing.sealing import public_key_of
-from clearing.validation import AuctionContext, validate_book
+from clearing.validation import AuctionContext
 from keeper.chain import Chain
 from keeper.targets.registry import (
     Moved,
@@ -89,7 +90,7 @@ def verify_registry_documents(docs: dict[str, Any], chain: Chain | None = None) 
 
     requests = requests_of(result["requests"])
     ctx = AuctionContext(t, domain, secret)
-    valid, excluded = validate_book(envelopes, ctx, requests)
+    valid, excluded = validate_book_parallel(envelopes, ctx, requests)
     report.expect(
         "exclusions (redemption, reason)",
         sorted((int(e["redemption_id"]), e["reason"]) for e in result["excluded"]),
