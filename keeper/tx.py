@@ -352,6 +352,7 @@ class TxSender:
         *,
         depth: int = 8,
         sizes: Sequence[int] | None = None,
+        estimate_every: int = 32,
     ) -> list[TxReceiptInfo]:
         """Send independent calls ``(call, label)`` with up to ``depth`` in flight at
         consecutive nonces; returns their receipts in order, each confirmed and then, once the
@@ -364,8 +365,8 @@ class TxSender:
         is left behind to be replaced by an unrelated call. Fees are priced once per window.
 
         ``sizes`` (optional, one per call: e.g. the leaves a claim transaction carries) says
-        the calls cost gas in proportion to their size: only the first call of each window is
-        estimated (with its revert check), the others get the largest gas per unit seen so
+        the calls cost gas in proportion to their size: only every ``estimate_every``-th call
+        is estimated (with its revert check), the others get the largest gas per unit seen so
         far times their size, plus ``SCALED_GAS_MARGIN_BPS``. On a node whose estimate runs
         the call several times this saves most of the execution work; a call that still runs
         out of gas is mined reverted and raises ``RevertedOnChainError``.
@@ -375,7 +376,7 @@ class TxSender:
         with self._lock:
             try:
                 requests = [(as_request(c), label) for c, label in calls]
-                infos = self._send_many(requests, depth, sizes)
+                infos = self._send_many(requests, depth, sizes, max(estimate_every, 1))
                 return [self.recheck(info) for info in infos]
             except KeeperError:
                 raise
@@ -383,7 +384,11 @@ class TxSender:
                 raise classify(e) from e
 
     def _send_many(
-        self, calls: Sequence[tuple[TxRequest, str]], depth: int, sizes: Sequence[int] | None
+        self,
+        calls: Sequence[tuple[TxRequest, str]],
+        depth: int,
+        sizes: Sequence[int] | None,
+        estimate_every: int,
     ) -> list[TxReceiptInfo]:
         self._check_chain()
         out: list[TxReceiptInfo] = []
@@ -400,7 +405,7 @@ class TxSender:
                 if nonce is None:
                     nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))  # type: ignore[arg-type]
                 fresh_window = k % max(depth, 1) == 0
-                if sizes is None or fresh_window or per_unit == 0:
+                if sizes is None or k % estimate_every == 0 or per_unit == 0:
                     gas = self.estimate_gas(req)  # a revert raises here: nothing sent for it
                     if sizes is not None and sizes[k] > 0:
                         per_unit = max(per_unit, -(-gas // sizes[k]))

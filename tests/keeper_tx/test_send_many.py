@@ -50,9 +50,7 @@ def test_depth_transactions_in_flight_at_consecutive_nonces(
     assert sender.in_flight == {}
 
 
-def test_scaled_gas_estimates_the_first_of_each_window_only(
-    anvil: Anvil, fake_clock: FakeClock
-) -> None:
+def test_scaled_gas_estimates_every_nth_call_only(anvil: Anvil, fake_clock: FakeClock) -> None:
     w3 = anvil.w3()
     sender = sender_for(anvil, fake_clock)
     token = deploy_token(w3, w3.eth.accounts[0], sender.address)
@@ -68,8 +66,9 @@ def test_scaled_gas_estimates_the_first_of_each_window_only(
     sender.estimate_gas = counting.__get__(sender)  # type: ignore[method-assign]
     holders = [f"0x{i:040x}" for i in range(0x100, 0x105)]
     sizes = [1, 2, 3, 4, 5]
-    infos = sender.send_many(_mints(token, holders, 10**18), depth=2, sizes=sizes)
-    assert len(estimates) == 3  # calls 0, 2 and 4 open a window
+    calls = _mints(token, holders, 10**18)
+    infos = sender.send_many(calls, depth=3, sizes=sizes, estimate_every=2)
+    assert len(estimates) == 3  # calls 0, 2 and 4
     gas = [int(w3.eth.get_transaction(i.tx_hash)["gas"]) for i in infos]
     assert gas[0] == estimates[0] and gas[2] == estimates[1] and gas[4] == estimates[2]
     unit = -(-estimates[0] // 1)  # the largest gas per unit seen before call 1
