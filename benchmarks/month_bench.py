@@ -394,9 +394,13 @@ def month(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "liquidity_bps": LIQUIDITY_BPS,
             "workers": 2,
             "poll": args.poll,
+            "claim_batch": args.claim_batch,
+            "claim_depth": args.claim_depth,
+            "service_batch": args.service_batch,
         }
         (tmp / "close.json").write_text(json.dumps(params))
         c0 = counts(proxy)
+        miner = Miner(anvil_url) if args.mining == "eager" else None
         status, close_s, close_rss = run_waited(
             [
                 sys.executable,
@@ -412,6 +416,8 @@ def month(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             raise RuntimeError(
                 f"close failed ({status}): {(tmp / 'close.log').read_text()[-3000:]}"
             )
+        if miner is not None:
+            out["blocks_mined"] = miner.stop()
         close = json.loads((tmp / "close.out.json").read_text())
         close["process_s"] = close_s
         close["rss_wait4_mib"] = close_rss
@@ -617,9 +623,41 @@ def facts(results: list[dict[str, Any]]) -> str:
             f"verify {r['verify']['rss_mib']:,.0f} MiB; setup (not measured) "
             f"{r['setup_s']:.0f} s, of which sealing {r['seal_s']:.0f} s and the {r['bids']:,} "
             f"requests {r['requests_s']:.0f} s; keeper steps done: {', '.join(c['done'])}; "
-            f"load average at the end {r['load']}."
+            f"mining {r.get('mining', 'auto')}"
+            + (f" ({r['blocks_mined']} blocks in the close)" if "blocks_mined" in r else "")
+            + f"; claim_batch {r.get('claim_batch', 64)}, claim_depth {r.get('claim_depth', 1)}, "
+            f"service_batch {r.get('service_batch', 'all')}; load average at the end {r['load']}."
         )
     return "\n".join(lines)
+
+
+class Miner:
+    """Eager mining for the close: automine off, and a block of every pending transaction
+    as soon as the last block is done (a thread polling the pool every 5 ms)."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url, self.blocks = url, 0
+        self._stop = threading.Event()
+        rpc(url, "evm_setAutomine", False)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if int(rpc(self.url, "txpool_status")["pending"], 16):
+                rpc(self.url, "evm_mine")
+                self.blocks += 1
+            else:
+                self._stop.wait(0.005)
+
+    def stop(self) -> int:
+        """Stop, turn automine back on; the blocks it mined."""
+        self._stop.set()
+        self._thread.join(30)
+        rpc(self.url, "evm_setAutomine", True)
+        return self.blocks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -628,6 +666,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--poll", type=float, default=0.01, help="keeper receipt poll interval (s)")
+    p.add_argument(
+        "--mining",
+        choices=["auto", "eager"],
+        default="auto",
+        help="auto: a block per transaction (anvil's automine); eager: during the close, "
+        "automine off and a block of everything pending as soon as the node is free "
+        "(anvil recomputes its whole state root per block: ~2 s at 100k requests)",
+    )
+    p.add_argument("--claim-batch", type=int, default=KeeperConfig.claim_batch)
+    p.add_argument("--claim-depth", type=int, default=KeeperConfig.claim_depth)
+    p.add_argument("--service-batch", type=int, default=KeeperConfig.service_batch)
     p.add_argument("--markdown", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None, help="write every figure as JSON")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -653,6 +702,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tempfile.mkdtemp(prefix=f"qev-month-{n}-"))
         log(f"N={n}: work directory {tmp}")
         r = month(n, args, tmp)
+        r.update(
+            mining=args.mining,
+            claim_batch=args.claim_batch,
+            claim_depth=args.claim_depth,
+            service_batch=args.service_batch,
+        )
         r["load"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
         results.append(r)
         if args.json:

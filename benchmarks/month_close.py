@@ -128,6 +128,9 @@ def main() -> int:
         Mode.PAY_AS_BID,
         liquidity_bps=params["liquidity_bps"],
         workers=params["workers"],
+        claim_batch=params.get("claim_batch", KeeperConfig.claim_batch),
+        claim_depth=params.get("claim_depth", KeeperConfig.claim_depth),
+        service_batch=params.get("service_batch", KeeperConfig.service_batch),
     )
     keeper = Keeper(
         chain,

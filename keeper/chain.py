@@ -409,17 +409,20 @@ def serviceable_batches(
     cap: int,
     *,
     max_requests: int,
-) -> list[int]:
+) -> list[tuple[int, int]]:
     """Shares ``serviceRedemptions`` can take from the head, split into calls that each walk
-    at most ``max_requests`` requests (emptied ones included: the vault pops them too).
+    at most ``max_requests`` requests (emptied ones included: the vault pops them too), as
+    ``(shares, requests walked)`` per call.
 
     Mirrors the vault's walk (per-request ``mulDiv(shares, price, 1e18)``), so the calls fit
     the free liquidity exactly and never reach an unmatured request; splitting at request
     boundaries prices every request as one call would. A call also pops the emptied requests
     that follow its last serviced one, so a batch ends only where a request with shares
-    pending starts the next (the emptied ones between count towards the batch before).
+    pending starts the next (the emptied ones between count towards the batch before). The
+    emptied requests before a batch's first serviced one are popped by that call whatever
+    their number: when they alone reach ``max_requests`` the batch services one request.
     """
-    batches: list[int] = []
+    batches: list[tuple[int, int]] = []
     total, remaining, walked, batch = 0, liquidity, 0, 0
     for r in queue:
         if r.pending_shares == 0:
@@ -428,7 +431,7 @@ def serviceable_batches(
         if r.redemption_timestamp >= now or total >= cap or remaining <= 0:
             break
         if walked >= max_requests and batch:
-            batches.append(batch)
+            batches.append((batch, walked))
             walked, batch = 0, 0
         walked += 1
         affordable = remaining * E18 // price if price else r.pending_shares
@@ -441,7 +444,7 @@ def serviceable_batches(
         if take < r.pending_shares:
             break
     if batch:
-        batches.append(batch)
+        batches.append((batch, walked))
     return batches
 
 
@@ -450,7 +453,8 @@ def serviceable_shares(
 ) -> int:
     """Shares ``serviceRedemptions`` can take from the head: matured, paid for, within ``cap``
     (all of ``serviceable_batches`` in one call)."""
-    return sum(serviceable_batches(queue, now, price, liquidity, cap, max_requests=2**63))
+    batches = serviceable_batches(queue, now, price, liquidity, cap, max_requests=2**63)
+    return sum(shares for shares, _ in batches)
 
 
 __all__ = [

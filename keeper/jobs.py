@@ -535,31 +535,52 @@ class Keeper:
     def _service_queue(self, report: CloseReport) -> None:
         """Service the FIFO queue's matured head with the free liquidity, in transactions of
         at most ``service_batch`` requests walked (one call over a deep queue would exceed
-        the block gas limit); each batch is sent after the one before is confirmed."""
-        _, now = self.chain.latest_block()
-        cap = max(self.chain.pending_shares() - self.chain.locked_shares(), 0)
-        batches = serviceable_batches(
-            self.chain.queue(limit=2**63),
-            now,
-            self.chain.share_price(),
-            self.chain.free_liquidity(),
-            cap,
-            max_requests=self.cfg.service_batch,
-        )
-        if not batches:
+        the block gas limit), pipelined like the claims (``claim_depth`` in flight, in nonce
+        order, so each runs on the queue the one before left; gas scaled by the requests
+        walked). If a scaled one still runs out of gas, the rest is planned again from the
+        chain and sent one transaction at a time, each estimated."""
+        scaled, gas, sent = True, 0, 0
+        while True:
+            _, now = self.chain.latest_block()
+            cap = max(self.chain.pending_shares() - self.chain.locked_shares(), 0)
+            batches = serviceable_batches(
+                self.chain.queue(limit=2**63),
+                now,
+                self.chain.share_price(),
+                self.chain.free_liquidity(),
+                cap,
+                max_requests=self.cfg.service_batch,
+            )
+            if not batches:
+                break
+            fn = self.chain.vault.functions.serviceRedemptions
+            calls = [(fn(shares), "serviceRedemptions") for shares, _ in batches]
+            send_many = getattr(self.housekeeping, "send_many", None)
+            try:
+                if send_many is None or not scaled:
+                    receipts = [self.housekeeping.send(f, label=label) for f, label in calls]
+                else:
+                    walked = [w for _, w in batches]
+                    receipts = send_many(
+                        calls, depth=self.cfg.claim_depth, sizes=walked, estimate_every=8
+                    )
+            except RevertedOnChainError as e:
+                if not scaled:
+                    raise
+                self.log(f"a serviceRedemptions transaction failed ({e}); re-planning")
+                scaled = False
+                continue
+            gas += sum(int(getattr(r, "gas_used", 0)) for r in receipts)
+            sent += len(calls)
+            report.serviced_shares += sum(shares for shares, _ in batches)
+            break
+        if not sent:
             self._step(report, "service", False)
             return
-        gas = 0
-        for shares in batches:
-            fn = self.chain.vault.functions.serviceRedemptions(shares)
-            receipt = self.housekeeping.send(fn, label="serviceRedemptions")
-            gas += int(getattr(receipt, "gas_used", 0))
-            report.serviced_shares += shares
         report.gas["serviceRedemptions"] = gas
         self._step(report, "service", True)
         self.log(
-            f"serviced {report.serviced_shares} shares from the FIFO queue in "
-            f"{len(batches)} transactions"
+            f"serviced {report.serviced_shares} shares from the FIFO queue in {sent} transactions"
         )
 
     def _reveal(self, auction_id: int, secret: bytes, report: CloseReport) -> None:

@@ -51,10 +51,11 @@ class RetryingSender:
         *,
         depth: int = 8,
         sizes: list[int] | None = None,
+        estimate_every: int = 32,
     ) -> list[TxReceiptInfo]:
-        """Independent calls ``(fn, label)`` pipelined, ``depth`` in flight, gas scaled by
-        ``sizes`` (see ``TxSender.send_many``)."""
-        return self.tx.send_many(calls, depth=depth, sizes=sizes)
+        """Calls ``(fn, label)`` pipelined, ``depth`` in flight, gas scaled by ``sizes``
+        (see ``TxSender.send_many``)."""
+        return self.tx.send_many(calls, depth=depth, sizes=sizes, estimate_every=estimate_every)
 
 
 def make_sender(

@@ -354,15 +354,17 @@ class TxSender:
         sizes: Sequence[int] | None = None,
         estimate_every: int = 32,
     ) -> list[TxReceiptInfo]:
-        """Send independent calls ``(call, label)`` with up to ``depth`` in flight at
+        """Send calls ``(call, label)`` with up to ``depth`` in flight at
         consecutive nonces; returns their receipts in order, each confirmed and then, once the
         last is confirmed, re-checked (a reorg that dropped one re-sends its signed bytes).
 
-        For calls that do not depend on each other (claims of different leaves): each is
-        estimated against the node's view with the earlier ones possibly still pending, and
-        a revert there raises ``SimulationRevertError`` after the calls already sent are
-        confirmed. Any other failure also waits for what was sent before raising, so no nonce
-        is left behind to be replaced by an unrelated call. Fees are priced once per window.
+        For calls that stay valid whatever the earlier ones leave behind, run in nonce order
+        (claims of different leaves; service calls that each take shares from the queue's
+        head): each is estimated against the node's view with the earlier ones possibly still
+        pending, and a revert there raises ``SimulationRevertError`` after the calls already
+        sent are confirmed. Any other failure also waits for what was sent before raising, so
+        no nonce is left behind to be replaced by an unrelated call. Fees are priced once per
+        window.
 
         ``sizes`` (optional, one per call: e.g. the leaves a claim transaction carries) says
         the calls cost gas in proportion to their size: only every ``estimate_every``-th call
