@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
@@ -48,18 +49,58 @@ class Clock:
 
 
 def test_a_miss_reads_its_whole_page_once() -> None:
-    vault, clock = Vault(600), Clock()
+    vault, clock = Vault(550), Clock()
     cache = CachedRedemptions(vault, ttl=300, clock=clock, negative_ttl=2, page=255)
     assert cache.redemption(300) == _info(300)
     assert vault.pages == [(255, 509)]
-    for rid in (255, 400, 509):
+    for rid in (255, 300, 381):  # the first half of the page: no read-ahead
         assert cache.cached(rid) == (True, _info(rid))
         assert cache.redemption(rid) == _info(rid)
     assert vault.pages == [(255, 509)] and vault.single == []
     assert cache.redemption(510) == _info(510)
     assert vault.pages == [(255, 509), (510, 764)]
-    assert cache.redemption(700) is None  # past the vault's counter: remembered as missing
+    assert cache.redemption(600) is None  # past the vault's counter: remembered as missing
     assert vault.pages == [(255, 509), (510, 764)] and cache.page_reads == 2
+
+
+def _wait_for(predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_hit_in_the_second_half_reads_the_next_page_ahead() -> None:
+    vault, clock = Vault(2_000), Clock()
+    cache = CachedRedemptions(vault, ttl=300, clock=clock, page=255)
+    assert cache.redemption(200) == _info(200)  # a miss: never reads ahead
+    time.sleep(0.05)
+    assert vault.pages == [(0, 254)]
+    assert cache.cached(100) == (True, _info(100))  # a hit in the first half: nothing
+    time.sleep(0.05)
+    assert vault.pages == [(0, 254)]
+    assert cache.cached(200) == (True, _info(200))  # the second half: the next page ahead
+    _wait_for(lambda: len(vault.pages) == 2)
+    assert vault.pages == [(0, 254), (255, 509)]
+    assert cache.cached(255) == (True, _info(255))  # bids in id order find it there
+    for rid in range(201, 255):  # more hits: the page ahead is loaded once
+        cache.cached(rid)
+    time.sleep(0.05)
+    assert vault.pages == [(0, 254), (255, 509)] and vault.single == []
+    cache.close()
+
+
+def test_a_failed_read_ahead_leaves_the_page_to_the_next_miss() -> None:
+    vault, clock = Vault(2_000), Clock()
+    cache = CachedRedemptions(vault, ttl=300, clock=clock, page=255)
+    cache.redemption(10)
+    vault.fail = True
+    cache.cached(200)
+    _wait_for(lambda: 255 not in cache._loading)
+    assert cache.cached(300) == (False, None)
+    vault.fail = False
+    assert cache.redemption(300) == _info(300) and vault.pages == [(0, 254), (255, 509)]
+    cache.close()
 
 
 def test_missing_requests_expire_quickly_and_known_ones_after_the_ttl() -> None:
