@@ -737,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     print(facts(results))
     if args.markdown:
         args.markdown.write_text(
-            f"Measured {started} with `benchmarks/month --bids {args.bids} --store {args.store}` "
+            f"Measured {started} with `benchmarks/month {' '.join(argv or sys.argv[1:])}` "
             f"on {os.cpu_count()} shared cores (noisy).\n\n"
             + render(results, markdown=True)
             + "\n\n"
