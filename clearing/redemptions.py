@@ -130,14 +130,20 @@ class CachedRedemptions:
         with contextlib.suppress(Exception):  # a miss on that page reads it again
             self._load(start)
 
-    def _load(self, start: int) -> Mapping[int, RedemptionInfo | None]:
-        """Read page ``start`` (its loading event is set) and remember every answer."""
+    def _load(self, start: int, asked: int | None = None) -> Mapping[int, RedemptionInfo | None]:
+        """Read page ``start`` (its loading event is set) and remember the requests found,
+        and the answer for ``asked`` even if missing: only an id somebody asked for is
+        remembered as missing (a request made a moment later must not be refused for the
+        ``negative_ttl`` because its page was read for a neighbour)."""
         try:
             assert self._many is not None
             now = self._clock()
             infos = self._many(range(start, start + self._page))
             self.page_reads += 1
-            self._remember(now, {rid: infos.get(rid) for rid in range(start, start + self._page)})
+            found = {rid: info for rid, info in infos.items() if info is not None}
+            if asked is not None:
+                found[asked] = infos.get(asked)
+            self._remember(now, found)
             return infos
         finally:
             with self._lock:
@@ -160,7 +166,7 @@ class CachedRedemptions:
             loading.wait(self._page_wait)
             hit, cached = self.cached(redemption_id)
             return cached if hit else self._read_one(redemption_id)
-        return self._load(start).get(redemption_id)
+        return self._load(start, redemption_id).get(redemption_id)
 
     def close(self) -> None:
         """Stop the read-ahead thread (a read in progress finishes on its own)."""

@@ -59,8 +59,18 @@ def test_a_miss_reads_its_whole_page_once() -> None:
     assert vault.pages == [(255, 509)] and vault.single == []
     assert cache.redemption(510) == _info(510)
     assert vault.pages == [(255, 509), (510, 764)]
-    assert cache.redemption(600) is None  # past the vault's counter: remembered as missing
-    assert vault.pages == [(255, 509), (510, 764)] and cache.page_reads == 2
+    assert cache.redemption(600) is None  # past the counter: not remembered from the page
+    assert vault.pages == [(255, 509), (510, 764), (510, 764)] and cache.page_reads == 3
+    assert cache.cached(600) == (True, None)  # the id asked for is remembered as missing
+    assert cache.cached(601) == (False, None)  # its neighbours are not
+
+
+def test_a_request_made_after_its_page_was_read_is_found() -> None:
+    vault, clock = Vault(300), Clock()
+    cache = CachedRedemptions(vault, ttl=300, clock=clock, negative_ttl=2, page=255)
+    assert cache.redemption(299) == _info(299)  # reads 255..509: 301 does not exist yet
+    vault.count = 301  # a holder makes a request and bids at once
+    assert cache.redemption(301) == _info(301)
 
 
 def _wait_for(predicate: Callable[[], bool]) -> None:
@@ -80,7 +90,7 @@ def test_a_hit_in_the_second_half_reads_the_next_page_ahead() -> None:
     time.sleep(0.05)
     assert vault.pages == [(0, 254)]
     assert cache.cached(200) == (True, _info(200))  # the second half: the next page ahead
-    _wait_for(lambda: len(vault.pages) == 2)
+    _wait_for(lambda: len(vault.pages) == 2 and 255 not in cache._loading)
     assert vault.pages == [(0, 254), (255, 509)]
     assert cache.cached(255) == (True, _info(255))  # bids in id order find it there
     for rid in range(201, 255):  # more hits: the page ahead is loaded once
