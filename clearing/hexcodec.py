@@ -40,7 +40,9 @@ def to_checksum_address(address: bytes) -> str:
     return _checksum(bytes(address))
 
 
-@lru_cache(maxsize=65_536)
+# Larger than a month's controllers: a close checksums each of them in several passes (book,
+# book tree, allocation tree), and an LRU smaller than one pass misses on every later one.
+@lru_cache(maxsize=1 << 18)
 def _checksum(address: bytes) -> str:
     if len(address) != 20:
         raise AddressError(f"address must be 20 bytes, got {len(address)}")
