@@ -70,6 +70,13 @@ def scrub(text: str) -> str:
     return _URL_PATH.sub(r"\1/...", _URL.sub(lambda m: redact_url(m.group(0)), text))
 
 
+def scrub_error(exc: BaseException) -> str:
+    """An upstream error as one line of at most 200 characters, every URL redacted (it may
+    hold an API key); the exception's type name when it has no text."""
+    lines = scrub(str(exc)).splitlines()
+    return lines[0][:200] if lines and lines[0] else type(exc).__name__
+
+
 def read_deployment(path: Path) -> dict[str, Any]:
     """The deployment file ``qev deploy`` wrote (JSON); a one-line error if unreadable."""
     try:

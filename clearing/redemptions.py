@@ -140,7 +140,9 @@ class CachedRedemptions:
             now = self._clock()
             infos = self._many(range(start, start + self._page))
             self.page_reads += 1
-            found = {rid: info for rid, info in infos.items() if info is not None}
+            found: dict[int, RedemptionInfo | None] = {
+                rid: info for rid, info in infos.items() if info is not None
+            }
             if asked is not None:
                 found[asked] = infos.get(asked)
             self._remember(now, found)

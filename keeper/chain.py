@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clearing.config import scrub
+from clearing.config import scrub_error
 from clearing.errors import ChainReadError
 from clearing.validation import RequestSnapshot
 from keeper.artifacts import artifact
@@ -73,12 +73,6 @@ class AuctionKeyState:
         return any(self.commitment)
 
 
-def _why(exc: Exception) -> str:
-    """An upstream error as one line with every URL redacted (it may hold an API key)."""
-    text = scrub(str(exc)).splitlines()
-    return text[0][:200] if text and text[0] else type(exc).__name__
-
-
 def _addr(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
@@ -116,7 +110,7 @@ class Chain:
         try:
             return fn.call(block_identifier=block)
         except Exception as e:  # RPC failures of every transport are retryable reads
-            raise ChainReadError(f"{fn.fn_name} failed: {_why(e)}") from e
+            raise ChainReadError(f"{fn.fn_name} failed: {scrub_error(e)}") from e
 
     @property
     def genesis_hint(self) -> int | None:
@@ -144,7 +138,7 @@ class Chain:
             except Exception as e:
                 kind = classify(e)
                 if not isinstance(kind, SimulationRevertError) and not _undecodable(e):
-                    raise ChainReadError(f"probing {name}() failed: {_why(e)}") from e
+                    raise ChainReadError(f"probing {name}() failed: {scrub_error(e)}") from e
                 found = False
             self._views[name] = found
         return found
@@ -163,7 +157,7 @@ class Chain:
         try:
             block = self.w3.eth.get_block("latest")
         except Exception as e:
-            raise ChainReadError(f"get_block failed: {_why(e)}") from e
+            raise ChainReadError(f"get_block failed: {scrub_error(e)}") from e
         return int(block["number"]), int(block["timestamp"])
 
     def block_info(self, number: int) -> tuple[int, bytes, int]:
@@ -171,7 +165,7 @@ class Chain:
         try:
             block = self.w3.eth.get_block(number)
         except Exception as e:
-            raise ChainReadError(f"get_block({number}) failed: {_why(e)}") from e
+            raise ChainReadError(f"get_block({number}) failed: {scrub_error(e)}") from e
         return int(block["number"]), bytes(block["hash"]), int(block["timestamp"])
 
     def transaction_sender(self, tx_hash: str) -> str:
@@ -179,7 +173,7 @@ class Chain:
         try:
             return str(self.w3.eth.get_transaction(tx_hash)["from"])
         except Exception as e:
-            raise ChainReadError(f"get_transaction failed: {_why(e)}") from e
+            raise ChainReadError(f"get_transaction failed: {scrub_error(e)}") from e
 
     def simulate(self, fn: Any, sender: str | None, block: int) -> bytes:
         """``eth_call`` of a contract call from ``sender`` at ``block``.
@@ -199,7 +193,7 @@ class Chain:
         try:
             return int(self.w3.eth.chain_id)
         except Exception as e:
-            raise ChainReadError(f"eth_chainId failed: {_why(e)}") from e
+            raise ChainReadError(f"eth_chainId failed: {scrub_error(e)}") from e
 
     def receipt_signer(self, block: int | str = "latest") -> bytes:
         """The settlement contract's registered receipt signer (zero address if none)."""
@@ -336,7 +330,7 @@ class Chain:
                 from_block=from_block, argument_filters={"auctionId": auction_id}
             )
         except Exception as e:
-            raise ChainReadError(f"AuctionSettled logs failed: {_why(e)}") from e
+            raise ChainReadError(f"AuctionSettled logs failed: {scrub_error(e)}") from e
         if not logs:
             return None
         return "0x" + bytes(logs[-1]["transactionHash"]).hex(), int(logs[-1]["blockNumber"])
@@ -363,7 +357,7 @@ class Chain:
         try:
             return int(self.w3.eth.get_block(number)["timestamp"])
         except Exception as e:
-            raise ChainReadError(f"get_block({number}) failed: {_why(e)}") from e
+            raise ChainReadError(f"get_block({number}) failed: {scrub_error(e)}") from e
 
     def locked_shares(self, block: int | str = "latest") -> int:
         """Pending shares locked by settled, unclaimed QEV allocations."""

@@ -489,8 +489,10 @@ class Keeper:
             if not pending:
                 break
             calls, sizes = self._claim_calls(auction_id, tree, pending)
-            try:
-                receipts = self._send_claims(calls, sizes if scaled else None)
+            try:  # the contract skips claimed leaves (never a revert): gas may be scaled
+                receipts = self._send_housekeeping(
+                    calls, sizes=sizes if scaled else None, estimate_every=32, pipelined=True
+                )
             except RevertedOnChainError as e:
                 if not scaled:
                     raise
@@ -525,12 +527,23 @@ class Keeper:
             sizes.append(len(batch))
         return calls, sizes
 
-    def _send_claims(self, calls: list[tuple[Any, str]], sizes: list[int] | None) -> list[Any]:
+    def _send_housekeeping(
+        self,
+        calls: list[tuple[Any, str]],
+        *,
+        sizes: list[int] | None,
+        estimate_every: int,
+        pipelined: bool,
+    ) -> list[Any]:
+        """Send ``calls`` on the housekeeping lane: ``claim_depth`` in flight with gas scaled
+        by ``sizes`` (``send_many``), or one at a time when not ``pipelined`` or the lane
+        cannot pipeline."""
         send_many = getattr(self.housekeeping, "send_many", None)
-        if send_many is None:  # a lane without pipelining: one transaction at a time
+        if send_many is None or not pipelined:
             return [self.housekeeping.send(fn, label=label) for fn, label in calls]
-        # already-claimed leaves are skipped by the contract, never a revert: gas may be scaled
-        return list(send_many(calls, depth=self.cfg.claim_depth, sizes=sizes))
+        return list(
+            send_many(calls, depth=self.cfg.claim_depth, sizes=sizes, estimate_every=estimate_every)
+        )
 
     def _service_queue(self, report: CloseReport) -> None:
         """Service the FIFO queue's matured head with the free liquidity, in transactions of
@@ -555,15 +568,10 @@ class Keeper:
                 break
             fn = self.chain.vault.functions.serviceRedemptions
             calls = [(fn(shares), "serviceRedemptions") for shares, _ in batches]
-            send_many = getattr(self.housekeeping, "send_many", None)
             try:
-                if send_many is None or not scaled:
-                    receipts = [self.housekeeping.send(f, label=label) for f, label in calls]
-                else:
-                    walked = [w for _, w in batches]
-                    receipts = send_many(
-                        calls, depth=self.cfg.claim_depth, sizes=walked, estimate_every=8
-                    )
+                receipts = self._send_housekeeping(
+                    calls, sizes=[w for _, w in batches], estimate_every=8, pipelined=scaled
+                )
             except RevertedOnChainError as e:
                 if not scaled:
                     raise

@@ -19,7 +19,7 @@ from typing import Any
 
 from eth_abi import encode
 
-from clearing.config import scrub
+from clearing.config import scrub, scrub_error
 from clearing.errors import ChainReadError
 from keeper.artifacts import artifact
 
@@ -82,14 +82,14 @@ class ChainReader:
         try:
             return bytes(self.w3.eth.call(self._params(data), block))  # type: ignore[arg-type]
         except Exception as e:
-            raise ChainReadError(f"batched read failed: {_why(e)}") from e
+            raise ChainReadError(f"batched read failed: {scrub_error(e)}") from e
 
     def _batch(self, group: Sequence[str], tag: str) -> list[bytes]:
         requests = [("eth_call", [self._params(d), tag]) for d in group]
         try:
             answers = self.w3.provider.make_batch_request(requests)
         except Exception as e:
-            raise ChainReadError(f"batched read failed: {_why(e)}") from e
+            raise ChainReadError(f"batched read failed: {scrub_error(e)}") from e
         if not isinstance(answers, list):  # the node refused the batch as a whole
             self._batches = False
             return [self._one(d, tag) for d in group]
@@ -197,11 +197,6 @@ class ChainReader:
         if n == 0 and start:
             raise ChainReadError("batched read: the node's eth_call gas cap is too low")
         return page, nxt
-
-
-def _why(exc: Exception) -> str:
-    text = scrub(str(exc)).splitlines()
-    return text[0][:200] if text and text[0] else type(exc).__name__
 
 
 __all__ = ["BATCH_CALLS", "CLAIMS_PER_CALL", "MAX_INITCODE", "MAX_WORDS", "ChainReader"]

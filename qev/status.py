@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clearing.calendar import AuctionCalendar
-from clearing.config import scrub
+from clearing.config import scrub_error
 from clearing.errors import ChainReadError
 from clearing.hexcodec import to_hex
 from keeper.chain import Chain, serviceable_shares
@@ -199,7 +199,7 @@ def _queue(chain: Chain, now: int) -> QueueState:
     try:
         held, set_aside = (int(x) for x in chain.vault.functions.balances().call())
     except Exception as e:
-        raise ChainReadError(f"balances failed: {_line(e)}") from e
+        raise ChainReadError(f"balances failed: {scrub_error(e)}") from e
     free = held - set_aside
     cap = max(pending - locked, 0)
     return QueueState(
@@ -212,12 +212,6 @@ def _queue(chain: Chain, now: int) -> QueueState:
     )
 
 
-def _line(e: Exception) -> str:
-    """An error as one line, URLs redacted (they may hold an API key)."""
-    lines = scrub(str(e)).splitlines()
-    return lines[0][:200] if lines and lines[0] else type(e).__name__
-
-
 def _service(documents: Documents, auction_id: int, now: int, notes: list[str]) -> ServiceView:
     base = f"/v1/auctions/{auction_id}"
 
@@ -225,7 +219,7 @@ def _service(documents: Documents, auction_id: int, now: int, notes: list[str]) 
         try:
             doc = documents(path)
         except Exception as e:  # the service is optional here: say so and carry on
-            notes.append(f"{path}: {type(e).__name__}: {_line(e)}")
+            notes.append(f"{path}: {type(e).__name__}: {scrub_error(e)}")
             return None
         if doc is not None and not isinstance(doc, Mapping):
             notes.append(f"{path}: not a JSON object")

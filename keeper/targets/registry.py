@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clearing.config import scrub_error
 from clearing.engine import ValidBid, rank_bids
 from clearing.errors import ChainReadError
 from clearing.hashing import keccak256
@@ -23,7 +24,7 @@ from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_h
 from clearing.model import BPS, Bid, Envelope, SignedBid
 from clearing.validation import AuctionContext, RequestSnapshot
 from keeper.artifacts import artifact
-from keeper.chain import Chain, Snapshot, _why
+from keeper.chain import Chain, Snapshot
 from keeper.errors import SimulationRevertError, classify
 
 AUCTION_ADMIN_ROLE = keccak256(b"AUCTION_ADMIN_ROLE")
@@ -175,7 +176,7 @@ class Registry:
         try:
             return list(event().get_logs(from_block=from_block))
         except Exception as e:
-            raise ChainReadError(f"{what} logs failed: {_why(e)}") from e
+            raise ChainReadError(f"{what} logs failed: {scrub_error(e)}") from e
 
     def settlement_tx(self, auction_id: int, from_block: int) -> tuple[str, int] | None:
         """(tx hash, block) of the registry's ``AuctionSettled(T)``, if any."""
@@ -204,7 +205,7 @@ class Registry:
             try:
                 receipt = self.chain.w3.eth.get_transaction_receipt(tx)
             except Exception as e:
-                raise ChainReadError(f"receipt of {tx} failed: {_why(e)}") from e
+                raise ChainReadError(f"receipt of {tx} failed: {scrub_error(e)}") from e
             out.append(
                 ReorderCall(
                     tx,
@@ -324,7 +325,7 @@ def vault_registry(chain: Chain) -> str | None:
             "InsufficientDataBytes",
         }:
             return None
-        raise ChainReadError(f"qevRegistry() failed: {_why(e)}") from e
+        raise ChainReadError(f"qevRegistry() failed: {scrub_error(e)}") from e
     address = str(value)
     return None if int(address, 16) == 0 else to_checksum_address(bytes.fromhex(address[2:]))
 

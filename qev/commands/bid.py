@@ -110,15 +110,12 @@ class HolderChain:
 
 
 def _read(fn: Any) -> Any:
-    from clearing.config import scrub
+    from clearing.config import scrub_error
 
     try:
         return fn.call()
     except Exception as exc:
-        text = scrub(str(exc)).splitlines()
-        raise ChainReadError(
-            f"{fn.fn_name} failed: {text[0][:200] if text and text[0] else type(exc).__name__}"
-        ) from exc
+        raise ChainReadError(f"{fn.fn_name} failed: {scrub_error(exc)}") from exc
 
 
 @dataclass
