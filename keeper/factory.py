@@ -149,6 +149,9 @@ def build_keeper(settings: KeeperSettings) -> tuple[Keeper, AuctionCalendar]:
         mode=Mode(settings.mode),
         min_fill=settings.min_fill,
         liquidity_bps=settings.liquidity_bps,
+        claim_batch=settings.claim_batch,
+        claim_depth=settings.claim_depth,
+        service_batch=settings.service_batch,
         key_source=threshold_source(settings, chain, store, domain),
     )
     log = logging.getLogger("qev.keeper").info

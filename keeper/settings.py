@@ -39,6 +39,15 @@ class KeeperSettings(ChainSettings):
     metrics_port: int = 9101
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container that a Prometheus scrapes
     rpc_timeout: float = Field(default=30.0, gt=0, description="seconds per JSON-RPC call")
+    claim_batch: int = Field(
+        default=200, ge=1, description="leaves per claimMultiple (~59k gas each)"
+    )
+    claim_depth: int = Field(
+        default=8, ge=1, description="claim and queue-service transactions in flight at once"
+    )
+    service_batch: int = Field(
+        default=1_500, ge=1, description="queue requests walked per serviceRedemptions"
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
 

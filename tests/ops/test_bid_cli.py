@@ -148,6 +148,7 @@ def _stack(tmp_path: Path, anvil, monkeypatch, liquidity_bps: int) -> Iterator[S
         f'urgent_key_file = "{keys / "urgent.json"}"\n'
         f'housekeeping_key_file = "{keys / "housekeeping.json"}"\n'
         f"confirmations = 1\nliquidity_bps = {liquidity_bps}\n"
+        "claim_depth = 3\nclaim_batch = 150\n"
         "[deploy]\nfirst_auction_in = 300\n"
     )
     journal = tmp_path / "journal" / "bids.jsonl"
@@ -165,6 +166,7 @@ def _stack(tmp_path: Path, anvil, monkeypatch, liquidity_bps: int) -> Iterator[S
     app = build_app(settings, Web3Redemptions(chain), clock=clock, access_log=False)
     url, server, thread = start_server(app)
     keeper, calendar = build_keeper(settings_of(None, KeeperSettings))
+    assert (keeper.cfg.claim_depth, keeper.cfg.claim_batch) == (3, 150)  # from [keeper]
     keeper.service_clock = clock
     _, now = chain.latest_block()
     auction = calendar.current(now)
