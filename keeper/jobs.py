@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from clearing.documents import (
     Provenance,
@@ -42,6 +42,7 @@ from keeper.errors import FatalError, RevertedOnChainError, SimulationRevertErro
 from keeper.tx import TxRequest
 
 BPS = 10_000
+T = TypeVar("T")
 # Reverts of settleAuction that mean "the chain no longer allows this result" (DESIGN 7,
 # rev 2): the result is abandoned and re-cleared at a later snapshot instead of retried.
 ABANDON_ERRORS = {
@@ -482,33 +483,29 @@ class Keeper:
             self._step(report, "claims", False)
             return
         tree = StandardMerkleTree.load(dump)
-        gas, sent, scaled = 0, 0, True
-        while True:
+
+        def plan() -> tuple[list[tuple[Any, str]], list[int], int] | None:
             claimed = self.chain.claimed(auction_id, [int(v[1]) for v in tree.values])
             pending = [i for i, v in enumerate(tree.values) if not claimed[int(v[1])]]
             if not pending:
-                break
-            calls, sizes = self._claim_calls(auction_id, tree, pending)
-            try:  # the contract skips claimed leaves (never a revert): gas may be scaled
-                receipts = self._send_housekeeping(
-                    calls, sizes=sizes if scaled else None, estimate_every=32, pipelined=True
-                )
-            except RevertedOnChainError as e:
-                if not scaled:
-                    raise
-                self.log(f"auction {auction_id}: a claim transaction failed ({e}); re-estimating")
-                scaled = False
-                continue
-            gas += sum(int(getattr(r, "gas_used", 0)) for r in receipts)
-            sent += len(calls)
-            report.claimed += len(pending)
-            break
-        if not sent:
+                return None
+            return (*self._claim_calls(auction_id, tree, pending), len(pending))
+
+        # the contract skips claimed leaves (never a revert), so even the exact resend may be
+        # pipelined
+        sent = self._send_planned(
+            plan, estimate_every=32, pipeline_exact=True, what=f"auction {auction_id}: claims"
+        )
+        if sent is None:
             self._step(report, "claims", False)
             return
-        report.gas["claimMultiple"] = gas
+        receipts, claimed = sent
+        report.claimed += claimed
+        report.gas["claimMultiple"] = _gas(receipts)
         self._step(report, "claims", True)
-        self.log(f"auction {auction_id}: pushed {report.claimed} claims in {sent} transactions")
+        self.log(
+            f"auction {auction_id}: pushed {report.claimed} claims in {len(receipts)} transactions"
+        )
 
     def _claim_calls(
         self, auction_id: int, tree: StandardMerkleTree, pending: list[int]
@@ -527,23 +524,42 @@ class Keeper:
             sizes.append(len(batch))
         return calls, sizes
 
-    def _send_housekeeping(
+    def _send_planned(
         self,
-        calls: list[tuple[Any, str]],
+        plan: Callable[[], tuple[list[tuple[Any, str]], list[int], T] | None],
         *,
-        sizes: list[int] | None,
         estimate_every: int,
-        pipelined: bool,
-    ) -> list[Any]:
-        """Send ``calls`` on the housekeeping lane: ``claim_depth`` in flight with gas scaled
-        by ``sizes`` (``send_many``), or one at a time when not ``pipelined`` or the lane
-        cannot pipeline."""
+        pipeline_exact: bool,
+        what: str,
+    ) -> tuple[list[Any], T] | None:
+        """Send what ``plan()`` gives (calls, their sizes, a value returned with the
+        receipts; None: nothing to do) on the housekeeping lane, ``claim_depth`` in flight
+        with gas scaled by the sizes. If a scaled transaction still runs out of gas, plan
+        again from the chain and send each call estimated: pipelined if ``pipeline_exact``,
+        else one at a time. A lane without ``send_many`` sends one at a time."""
         send_many = getattr(self.housekeeping, "send_many", None)
-        if send_many is None or not pipelined:
-            return [self.housekeeping.send(fn, label=label) for fn, label in calls]
-        return list(
-            send_many(calls, depth=self.cfg.claim_depth, sizes=sizes, estimate_every=estimate_every)
-        )
+        scaled = True
+        while True:
+            planned = plan()
+            if planned is None:
+                return None
+            calls, sizes, value = planned
+            try:
+                if send_many is None or not (scaled or pipeline_exact):
+                    receipts = [self.housekeeping.send(fn, label=label) for fn, label in calls]
+                else:
+                    receipts = send_many(
+                        calls,
+                        depth=self.cfg.claim_depth,
+                        sizes=sizes if scaled else None,
+                        estimate_every=estimate_every,
+                    )
+                return list(receipts), value
+            except RevertedOnChainError as e:
+                if not scaled:
+                    raise
+                self.log(f"{what}: a transaction failed ({e}); planning again, each estimated")
+                scaled = False
 
     def _service_queue(self, report: CloseReport) -> None:
         """Service the FIFO queue's matured head with the free liquidity, in transactions of
@@ -552,8 +568,8 @@ class Keeper:
         order, so each runs on the queue the one before left; gas scaled by the requests
         walked). If a scaled one still runs out of gas, the rest is planned again from the
         chain and sent one transaction at a time, each estimated."""
-        scaled, gas, sent = True, 0, 0
-        while True:
+
+        def plan() -> tuple[list[tuple[Any, str]], list[int], int] | None:
             _, now = self.chain.latest_block()
             cap = max(self.chain.pending_shares() - self.chain.locked_shares(), 0)
             batches = serviceable_batches(
@@ -565,31 +581,20 @@ class Keeper:
                 max_requests=self.cfg.service_batch,
             )
             if not batches:
-                break
+                return None
             fn = self.chain.vault.functions.serviceRedemptions
             calls = [(fn(shares), "serviceRedemptions") for shares, _ in batches]
-            try:
-                receipts = self._send_housekeeping(
-                    calls, sizes=[w for _, w in batches], estimate_every=8, pipelined=scaled
-                )
-            except RevertedOnChainError as e:
-                if not scaled:
-                    raise
-                self.log(f"a serviceRedemptions transaction failed ({e}); re-planning")
-                scaled = False
-                continue
-            gas += sum(int(getattr(r, "gas_used", 0)) for r in receipts)
-            sent += len(calls)
-            report.serviced_shares += sum(shares for shares, _ in batches)
-            break
-        if not sent:
+            return calls, [w for _, w in batches], sum(shares for shares, _ in batches)
+
+        sent = self._send_planned(plan, estimate_every=8, pipeline_exact=False, what="queue")
+        if sent is None:
             self._step(report, "service", False)
             return
-        report.gas["serviceRedemptions"] = gas
+        receipts, shares = sent
+        report.serviced_shares += shares
+        report.gas["serviceRedemptions"] = _gas(receipts)
         self._step(report, "service", True)
-        self.log(
-            f"serviced {report.serviced_shares} shares from the FIFO queue in {sent} transactions"
-        )
+        self.log(f"serviced {shares} shares from the FIFO queue in {len(receipts)} transactions")
 
     def _reveal(self, auction_id: int, secret: bytes, report: CloseReport) -> None:
         state = self.chain.key_state(auction_id)
@@ -654,6 +659,11 @@ def _abandon_reason(error: SimulationRevertError) -> str | None:
     selector = bytes.fromhex((error.selector or "").removeprefix("0x") or "00")
     name = ABANDON_ERRORS.get(selector)
     return None if name is None else (error.reason if error.error_name else name)
+
+
+def _gas(receipts: list[Any]) -> int:
+    """Gas used by ``receipts`` together (a receipt without ``gas_used`` counts 0)."""
+    return sum(int(getattr(r, "gas_used", 0)) for r in receipts)
 
 
 def _tx_hex(receipt: Any) -> str | None:
