@@ -36,7 +36,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint
 
 from keeper.errors import (
@@ -503,6 +503,8 @@ class TxSender:
         """
         with self._lock:
             try:
+                if self._hash_at(info.block_number) == info.block_hash:
+                    return info  # its block is still the chain's (a block hash commits to its txs)
                 receipt = self._receipt(info.tx_hash)
                 if (
                     receipt is not None
@@ -683,8 +685,14 @@ class TxSender:
         return None
 
     def _canonical(self, receipt: Any) -> bool:
-        block = self.w3.eth.get_block(int(receipt["blockNumber"]))
-        return _hex(block["hash"]) == _hex(receipt["blockHash"])
+        return self._hash_at(int(receipt["blockNumber"])) == _hex(receipt["blockHash"])
+
+    def _hash_at(self, number: int) -> str | None:
+        """The canonical block hash at ``number`` (None past the head)."""
+        try:
+            return _hex(self.w3.eth.get_block(number)["hash"])
+        except BlockNotFound:
+            return None
 
     def _wait_mined(self, flight: _Flight, deadline_at: float) -> tuple[Any, _Sent]:
         """Poll every hash sent at the nonce; replace when stuck; any one mined wins."""
@@ -798,6 +806,8 @@ class TxSender:
                 head = int(self.w3.eth.block_number)
                 have = max(0, head - int(receipt["blockNumber"]) + 1)
                 if have >= self.confirmations:
+                    if self._canonical(receipt):  # still in its block: no second receipt read
+                        return self._finish(flight, receipt, winner, reorgs)
                     fresh = self._receipt(winner.tx_hash)
                     if fresh is None or fresh.get("blockHash") is None:
                         reorgs += 1

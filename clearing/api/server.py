@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from clearing.api.app import create_app
 from clearing.api.board import BulletinBoard, CommitteeSource, mount_board
 from clearing.api.keys import DerivedAuctionKeys, StoredAuctionKeys
+from clearing.api.publisher import Publisher
 from clearing.api.ratelimit import LookupBudget, TokenBuckets
 from clearing.api.service import ClearingService, ServiceDeps
 from clearing.api.settings import ServiceSettings
@@ -92,11 +93,14 @@ def build_app(
         lookup_budget=LookupBudget(settings.controller_lookup_budget),
     )
     service = ClearingService(deps)
+    publisher = Publisher(service, settings.publish_interval)
 
     async def start() -> None:
         committer.start()
+        publisher.start()
 
     async def stop() -> None:
+        publisher.stop()
         committer.stop()
         service.close()
         store.close()

@@ -38,6 +38,7 @@ from clearing.store.artifacts import (
     HISTORY,
     KEY,
     PUBLISHED_BOOK,
+    PUBLISHING,
     RESULT,
     SETTLEMENT,
 )
@@ -101,6 +102,8 @@ class ClearingService:
         # Auctions whose book the keeper froze: a freeze is never undone, so once the store
         # refused a write for one, later writes are refused without a chain read or a batch.
         self._frozen: set[int] = set()
+        # Settled auctions whose /book is built (or being built by another worker).
+        self._published: set[int] = set()
         # Blocking controller reads run on a pool of their own, a few per client at a time.
         self._reads = ChainReads(deps.chain_read_threads, deps.chain_reads_per_client)
 
@@ -398,6 +401,26 @@ class ClearingService:
             auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
         )
         return orjson.dumps({**signed_book(book, self.d.signer), "frozen": False})
+
+    def publish_settled(self, worker: str) -> list[int]:
+        """Build the published book and history of the current and previous auction once
+        the keeper has recorded its settlement, ahead of the first request: at 100k bids the
+        book's receipts take seconds to sign. One worker among the service's processes does
+        it (a lease in the store, taken by ``worker``); the auctions built here."""
+        cal, store = self.d.calendar, self.d.store
+        current = cal.current(self.d.clock())
+        built = []
+        for t in (current, current - cal.window):
+            if t in self._published or not cal.is_boundary(t):
+                continue
+            if store.get_artifact(t, SETTLEMENT) is None:
+                continue
+            self._published.add(t)
+            if store.claim_artifact(t, PUBLISHING, worker.encode()):
+                self.history(t)
+                self.book(t)  # last: its presence says both are built
+                built.append(t)
+        return built
 
     def history(self, auction_id: int) -> bytes:
         """After close: every superseded and cancelled envelope with its receipts (rev 2)."""

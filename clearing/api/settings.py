@@ -42,6 +42,12 @@ class ServiceSettings(ChainSettings):
         le=255,
         description="request ids read together on a cache miss (one batched chain read)",
     )
+    publish_interval: float = Field(
+        default=2.0,
+        ge=0,
+        description="seconds between checks for a settled auction whose /book to build ahead "
+        "of its first request (0: build it on the first request)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(

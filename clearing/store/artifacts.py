@@ -11,6 +11,7 @@ from clearing.store.base import BidStore
 PUBLIC_KEY = "public_key"  # raw 32 bytes, read by the service
 BOOK = "book"  # the frozen book, written by the keeper at the freeze
 PUBLISHED_BOOK = "book.published"  # the frozen book with signed receipts, served at /book
+PUBLISHING = "book.publishing"  # the lease of the service worker that builds it ahead
 HISTORY = "book.history"  # superseded and cancelled envelopes, built once after the freeze
 RESULT = "result"
 ALLOCATION_TREE = "allocation_tree"
@@ -36,6 +37,7 @@ __all__ = [
     "KEY",
     "PUBLIC_KEY",
     "PUBLISHED_BOOK",
+    "PUBLISHING",
     "RESULT",
     "SETTLEMENT",
     "get_json",

@@ -209,6 +209,10 @@ class BidStore(Protocol):
     def put_artifact(self, auction_id: int, name: str, body: bytes) -> None:
         """Durably store a published artifact (result, book, key...), replacing any old one."""
 
+    def claim_artifact(self, auction_id: int, name: str, body: bytes) -> bool:
+        """Store ``body`` under ``name`` only if none is stored; True if this call stored it
+        (one writer wins among processes, e.g. a lease on work that only one should do)."""
+
     def get_artifact(self, auction_id: int, name: str) -> bytes | None:
         """A stored artifact, if any."""
 

@@ -546,6 +546,19 @@ class PostgresBidStore:
 
         self._write(run)
 
+    def claim_artifact(self, auction_id: int, name: str, body: bytes) -> bool:
+        """Store ``body`` under ``name`` unless one exists; True if this call stored it."""
+
+        def run(conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO artifacts (auction_id, name, body, updated_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (auction_id, name) DO NOTHING",
+                (auction_id, name, body, int(time.time())),
+            )
+            return cursor.rowcount == 1
+
+        return self._write(run)
+
     def get_artifact(self, auction_id: int, name: str) -> bytes | None:
         """A stored artifact, if any."""
         row = self._read(

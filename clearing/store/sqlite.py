@@ -469,6 +469,16 @@ class SqliteBidStore:
                 (auction_id, name, body, int(time.time())),
             )
 
+    def claim_artifact(self, auction_id: int, name: str, body: bytes) -> bool:
+        """Store ``body`` under ``name`` unless one exists; True if this call stored it."""
+        with self._write_transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO artifacts (auction_id, name, body, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (auction_id, name) DO NOTHING",
+                (auction_id, name, body, int(time.time())),
+            )
+            return cursor.rowcount == 1
+
     def get_artifact(self, auction_id: int, name: str) -> bytes | None:
         """A stored artifact, if any."""
         with self._reader() as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from qev.commands.common import settings_of
 def _run(args: argparse.Namespace) -> int:
     import httpx
 
+    from clearing import exactjson
     from keeper.verify import DOCUMENT_FILES, fetch_documents, verify_documents
 
     chain = None
@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise ConfigError(f"--dir {folder} is not a directory")
         docs = {
-            k: json.loads((folder / f).read_text()) if (folder / f).exists() else None
+            k: exactjson.loads((folder / f).read_bytes()) if (folder / f).exists() else None
             for k, f in DOCUMENT_FILES.items()
         }
         from keeper.verify_threshold import read_threshold_documents
@@ -50,9 +50,9 @@ def _run(args: argparse.Namespace) -> int:
             if r.status_code == 409 and path.endswith("allocation-tree"):
                 return None  # no winners: no allocation tree
             r.raise_for_status()
-            return r.json()
+            return exactjson.loads(r.content)
 
-        docs = fetch_documents(get, args.auction)
+        docs = fetch_documents(get, args.auction, concurrent=6)
     report = verify_documents(docs, chain)
     for difference in report.differences:
         print(f"DIFFERENT  {difference}")

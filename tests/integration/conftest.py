@@ -109,6 +109,7 @@ def service(request, tmp_path) -> Iterator[Service]:
         client_rate=1000.0,
         client_burst=1000,
         commit_max_wait=0.001,
+        publish_interval=0.05,
     )
     create_key(tmp_path / "master.key", "master secret")  # never created implicitly
     create_key(tmp_path / "service.key", "receipt signing key")

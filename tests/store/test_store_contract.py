@@ -279,6 +279,16 @@ def test_invalid_operations_are_rejected_before_any_write(store: BidStore) -> No
     assert store.live_bids(A) == []
 
 
+def test_claim_artifact_stores_only_the_first(store: BidStore) -> None:
+    assert store.claim_artifact(A, "lease", b"first") is True
+    assert store.claim_artifact(A, "lease", b"second") is False
+    assert store.get_artifact(A, "lease") == b"first"
+    assert store.claim_artifact(B, "lease", b"other auction") is True
+    store.put_artifact(A, "result", b"r")
+    assert store.claim_artifact(A, "result", b"not this") is False
+    assert store.get_artifact(A, "result") == b"r"
+
+
 def test_artifacts_round_trip(store: BidStore) -> None:
     assert store.get_artifact(A, "result") is None
     body = bytes(range(256)) * 4_000  # ~1 MB, every byte value
