@@ -547,9 +547,12 @@ def rows_of(r: dict[str, Any]) -> dict[str, tuple[float, int, int, str]]:
     phases = {p["name"]: p for p in r["close"]["phases"]}
     named = selector_names()  # runs before the selector fix named claimMultiple by its selector
     gas = {named.get(k, k): v for k, v in r["close"]["gas"].items()}
+    background = r["close"].get("background", {})
     for name in CLOSE_ORDER:
         p = phases.get(name)
         if p is None:
+            if name in background:  # made on a thread of its own, beside the main sequence
+                rows[name] = (background[name], 0, 0, "in the background, beside commitBook")
             continue
         g = sum(gas.get(f, [0, 0])[1] for f in GAS_OF.get(name, []))
         txs = sum(gas.get(f, [0, 0])[0] for f in GAS_OF.get(name, []))

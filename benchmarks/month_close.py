@@ -15,6 +15,7 @@ import functools
 import json
 import resource
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -49,6 +50,7 @@ class Phases:
         self.order: list[str] = []
         self.ends: dict[str, float] = {}
         self.current = OTHER
+        self.background: dict[str, float] = {}  # seconds of calls made off the main thread
         self.t0 = time.perf_counter()
         self.start = self.t0
         self.counts = self._counts()
@@ -82,6 +84,29 @@ def wrap(owner: Any, attr: str, phases: Phases, name: str, after: str = OTHER) -
             return fn(*args, **kwargs)
         finally:
             phases.mark(after)
+
+    setattr(owner, attr, timed)
+
+
+def wrap_background(owner: Any, attr: str, phases: Phases, name: str) -> None:
+    """Like ``wrap``, but a call on another thread than the main one (the keeper's snapshot
+    reads, made beside ``commitBook``) is only timed: it is no phase of the main thread's
+    sequence, and its RPC calls count in the phase it overlaps."""
+    fn = getattr(owner, attr)
+
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            phases.mark(name)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases.mark(OTHER)
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            phases.background[name] = phases.background.get(name, 0.0) + time.perf_counter() - t0
 
     setattr(owner, attr, timed)
 
@@ -156,7 +181,7 @@ def main() -> int:
     phases = Phases(params["count_url"])
     wrap(Keeper, "_frozen_book", phases, "freeze")
     wrap(Keeper, "_commit_book", phases, "commitBook")
-    wrap(Chain, "snapshot", phases, "snapshot reads")
+    wrap_background(Chain, "snapshot", phases, "snapshot reads")
     wrap(jobs, "validate_book_parallel", phases, "open + validate")
     wrap(jobs, "clear", phases, "clear")
     wrap(jobs, "allocation_tree", phases, "trees", after="persist (documents, store)")
@@ -198,6 +223,7 @@ def main() -> int:
                     }
                     for n in phases.order
                 ],
+                "background": phases.background,
                 "gas": gas,
                 "peak_rss_mib": self_rss,
                 "children_peak_rss_mib": child_rss,

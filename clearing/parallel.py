@@ -49,12 +49,18 @@ def _map_chunks(
     workers: int,
     shared: dict[str, Any],
     min_parallel: int = MIN_PARALLEL_ITEMS,
+    *,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[Any]:
+    """``fn`` over contiguous chunks of ``range(n)`` on ``workers`` forked processes; the
+    main process runs ``meanwhile`` (e.g. waiting on the network) while they work."""
     if (
         workers <= 1
         or n < max(2 * workers, min_parallel)
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
+        if meanwhile is not None:
+            meanwhile()
         _SHARED.update(shared)
         try:
             return [fn(0, n)]
@@ -63,10 +69,13 @@ def _map_chunks(
     _SHARED.update(shared)
     try:
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(workers) as pool:  # forked before ``meanwhile`` starts any I/O
             # a few chunks per worker, handed out as workers free up: one slow core
             # (another process on it) does not hold the whole run back
-            return pool.starmap(fn, _chunks(n, workers * 4), chunksize=1)
+            pending = pool.starmap_async(fn, _chunks(n, workers * 4), chunksize=1)
+            if meanwhile is not None:
+                meanwhile()
+            return pending.get()
     finally:
         _SHARED.clear()
 
@@ -133,11 +142,16 @@ def validate_book_parallel(
     requests: Mapping[int, RequestSnapshot],
     workers: int = 0,
     min_parallel: int = MIN_PARALLEL_ITEMS,
+    *,
+    meanwhile: Callable[[], None] | None = None,
 ) -> tuple[list[ValidBid], list[Exclusion]]:
-    """``validation.validate_book`` on ``workers`` processes; same output, same order."""
+    """``validation.validate_book`` on ``workers`` processes; same output, same order. The
+    calling process runs ``meanwhile`` while the workers open the book."""
     w = workers or default_workers()
     shared = {"envelopes": envelopes, "ctx": ctx, "requests": requests}
-    parts = _map_chunks(_validate_range, len(envelopes), w, shared, min_parallel)
+    parts = _map_chunks(
+        _validate_range, len(envelopes), w, shared, min_parallel, meanwhile=meanwhile
+    )
     valid: list[ValidBid] = []
     excluded: list[Exclusion] = []
     for part in parts:

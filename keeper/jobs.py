@@ -36,13 +36,15 @@ from clearing.sealing import derive_auction_secret, public_key_of
 from clearing.store import artifacts as art
 from clearing.store.base import BidStore
 from clearing.validation import AuctionContext
+from keeper.background import Background
 from keeper.calldata import claim_multiple
-from keeper.chain import AuctionKeyState, Chain, serviceable_batches
+from keeper.chain import AuctionKeyState, Chain, Snapshot, serviceable_batches
 from keeper.errors import FatalError, RevertedOnChainError, SimulationRevertError
 from keeper.tx import TxRequest
 
 BPS = 10_000
 T = TypeVar("T")
+_Reads = tuple[tuple[int, bytes, int], Snapshot]  # (number, hash, timestamp) and the snapshot
 # Reverts of settleAuction that mean "the chain no longer allows this result" (DESIGN 7,
 # rev 2): the result is abandoned and re-cleared at a later snapshot instead of retried.
 ABANDON_ERRORS = {
@@ -140,6 +142,9 @@ class Keeper:
         once both the chain and the service have reached T)."""
         self.chain, self.store, self.urgent, self.housekeeping = chain, store, urgent, housekeeping
         self.cfg, self.log, self.service_clock = config, log, service_clock
+        # (auction, book root, envelopes) of the book this keeper froze last: the close opens
+        # those objects instead of parsing ~100 MB of hex back out of the document
+        self._book_envelopes: tuple[int, str | None, list[Envelope]] | None = None
 
     def secret(self, auction_id: int) -> bytes:
         """The auction's X25519 private key (derived, never stored in plain form; threshold
@@ -217,11 +222,13 @@ class Keeper:
                 raise KeeperStateError(f"auction {auction_id} has no key committed on-chain")
             threshold.check_committed(auction_id, state)
         book = self._frozen_book(auction_id, report)
+        existing = art.get_json(self.store, auction_id, art.RESULT)
+        reads = None if existing is not None else self._snapshot_reads(auction_id, book)
         self._check_book_root(auction_id, book)
         self._commit_book(auction_id, book)
         if threshold is not None:
             secret = threshold.secret(auction_id)
-        result = self._cleared(auction_id, book, secret, report)
+        result = self._cleared(auction_id, book, secret, report, existing=existing, reads=reads)
         self._settle(auction_id, book, secret, result, report)
         self._push_claims(auction_id, report)
         self._service_queue(report)
@@ -258,9 +265,17 @@ class Keeper:
             auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
         )
         art.put_json(self.store, auction_id, art.BOOK, book)
+        self._book_envelopes = (auction_id, book["bid_book_root"], envelopes)
         self._step(report, "freeze", True)
         self.log(f"auction {auction_id}: book frozen, {len(envelopes)} live envelopes")
         return book
+
+    def _envelopes(self, auction_id: int, book: dict[str, Any]) -> list[Envelope]:
+        """The book's envelopes: those this keeper just froze it from, else parsed from it."""
+        memo = self._book_envelopes
+        if memo is not None and memo[:2] == (auction_id, book["bid_book_root"]):
+            return memo[2]
+        return envelopes_of(book)
 
     def _check_book_root(self, auction_id: int, book: dict[str, Any]) -> None:
         """A book whose root differs from one already on-chain is fatal (nothing is sent)."""
@@ -296,17 +311,36 @@ class Keeper:
         self.urgent.send(fn, label=f"commitBook({auction_id})")
         self.log(f"auction {auction_id}: book committed on-chain ({count} envelopes)")
 
+    def _snapshot_reads(self, auction_id: int, book: dict[str, Any]) -> Background[_Reads]:
+        """The snapshot block's reads (the first block at or after T: deterministic,
+        re-derivable), started on a thread of their own. They read public chain state, so
+        they overlap storing the book and waiting for ``commitBook``; nothing is decrypted
+        before ``commitBook`` is confirmed."""
+        ids = [int(b["redemption_id"]) for b in book["bids"]]
+
+        def read() -> _Reads:
+            found = self.chain.first_block_at_or_after(auction_id)
+            if found is None:
+                raise KeeperStateError(f"no block at or after {auction_id} yet")
+            return self.chain.block_info(found[0]), self.chain.snapshot(auction_id, ids, found[0])
+
+        return Background(read, "qev-snapshot-reads")
+
     def _cleared(
-        self, auction_id: int, book: dict[str, Any], secret: bytes, report: CloseReport
+        self,
+        auction_id: int,
+        book: dict[str, Any],
+        secret: bytes,
+        report: CloseReport,
+        *,
+        existing: dict[str, Any] | None,
+        reads: Background[_Reads] | None,
     ) -> dict[str, Any]:
-        existing = art.get_json(self.store, auction_id, art.RESULT)
         if existing is not None:
             self._step(report, "clear", False)
             return dict(existing)
-        snapshot = self.chain.first_block_at_or_after(auction_id)  # deterministic, re-derivable
-        if snapshot is None:
-            raise KeeperStateError(f"no block at or after {auction_id} yet")
-        doc = self._clear_at(auction_id, book, secret, snapshot[0], [])
+        read = (reads or self._snapshot_reads(auction_id, book)).result()
+        doc = self._clear_at(auction_id, book, secret, read[0][0], [], reads=read)
         if self.chain.is_settled(auction_id):
             onchain = self.chain.settled(auction_id)
             if to_hex(onchain.allocation_root) != (doc["allocation_root"] or ZERO_ROOT):
@@ -323,11 +357,16 @@ class Keeper:
         secret: bytes,
         block: int,
         abandoned: list[dict[str, Any]],
+        *,
+        reads: _Reads | None = None,
     ) -> dict[str, Any]:
-        """Open, validate and clear the book at ``block``; persist the tree and the result."""
-        envelopes = envelopes_of(book)
-        number, block_hash, timestamp = self.chain.block_info(block)
-        snap = self.chain.snapshot(auction_id, (e.redemption_id for e in envelopes), block)
+        """Open, validate and clear the book at ``block`` (its ``reads`` if made already);
+        persist the tree and the result."""
+        envelopes = self._envelopes(auction_id, book)
+        if reads is None:
+            ids = (e.redemption_id for e in envelopes)
+            reads = self.chain.block_info(block), self.chain.snapshot(auction_id, ids, block)
+        (number, block_hash, timestamp), snap = reads
         ctx = AuctionContext(auction_id, self.cfg.domain, secret)
         valid, excluded = validate_book_parallel(envelopes, ctx, snap.requests, self.cfg.workers)
         liquidity = snap.free_liquidity * self.cfg.liquidity_bps // BPS

@@ -35,7 +35,7 @@ from clearing.receipts import Receipt, ReceiptKind
 from clearing.sealing import public_key_of
 from clearing.signing import eip191_digest, recover_address
 from clearing.validation import AuctionContext
-from keeper.chain import Chain
+from keeper.chain import Chain, Snapshot
 from keeper.errors import SimulationRevertError
 from keeper.verify_threshold import (
     check_book_commitment,
@@ -125,7 +125,15 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
         envelopes=envelopes,
     )
     requests = requests_of(result["requests"])
-    valid, excluded = validate_book_parallel(envelopes, AuctionContext(t, domain, secret), requests)
+    onchain: list[Snapshot] = []  # the chain's snapshot, read while the book is re-opened
+
+    def read_chain() -> None:
+        if chain is not None:
+            onchain.append(chain.snapshot(t, requests, int(result["snapshot"]["block"])))
+
+    valid, excluded = validate_book_parallel(
+        envelopes, AuctionContext(t, domain, secret), requests, meanwhile=read_chain
+    )
     report.expect(
         "exclusions (redemption, reason)",
         sorted((int(e["redemption_id"]), e["reason"]) for e in result["excluded"]),
@@ -181,6 +189,7 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
             book_root=book_root,
             allocation_root=allocation_root,
             requests=requests,
+            onchain=onchain[0],
             receipt_signer=auction.get("receipt_signer"),
             threshold=is_threshold(docs),
             reclear=lambda block: _reclear(
@@ -359,6 +368,7 @@ def _check_chain(
     book_root: str | None,
     allocation_root: str | None,
     requests: dict[int, Any],
+    onchain: Snapshot,
     receipt_signer: str | None,
     reclear: Any,
     threshold: bool = False,
@@ -393,7 +403,6 @@ def _check_chain(
     _, block_hash, timestamp = chain.block_info(block)
     report.expect("snapshot block hash", snapshot["block_hash"], to_hex(block_hash))
     report.expect("snapshot block timestamp", snapshot["timestamp"], timestamp)
-    onchain = chain.snapshot(t, requests, block)
     report.expect("request snapshot at the published block", requests, onchain.requests)
     report.expect("share price at the snapshot block", result["price"], str(onchain.price))
     report.expect(

@@ -151,6 +151,13 @@ def test_parallel_driver_gives_the_same_result_in_the_same_order(domain, auction
             seal_bid(s, Bid(AUCTION_ID, rid, 2 * E18, bp, 0), domain, auction_public_key)
         )
     serial = validate_book(envelopes, ctx, requests)
-    parallel = validate_book_parallel(envelopes, ctx, requests, workers=2, min_parallel=1)
-    assert parallel == serial
+    ran: list[str] = []  # the caller's work while the workers open the book, once either way
+    parallel = validate_book_parallel(
+        envelopes, ctx, requests, workers=2, min_parallel=1, meanwhile=lambda: ran.append("p")
+    )
+    in_process = validate_book_parallel(
+        envelopes, ctx, requests, workers=1, meanwhile=lambda: ran.append("s")
+    )
+    assert parallel == serial == in_process
+    assert ran == ["p", "s"]
     assert len(serial[0]) == 34 and len(serial[1]) == 6
