@@ -221,9 +221,16 @@ class Keeper:
             if not state.committed:
                 raise KeeperStateError(f"auction {auction_id} has no key committed on-chain")
             threshold.check_committed(auction_id, state)
-        book = self._frozen_book(auction_id, report)
+        early: list[Background[_Reads]] = []  # the chain reads, started at the freeze
+
+        def start_reads(ids: list[int]) -> None:
+            early.append(self._snapshot_reads(auction_id, ids))
+
+        book = self._frozen_book(auction_id, report, start_reads)
         existing = art.get_json(self.store, auction_id, art.RESULT)
-        reads = None if existing is not None else self._snapshot_reads(auction_id, book)
+        reads = None
+        if existing is None:
+            reads = early[0] if early else self._reads_for(auction_id, book)
         self._check_book_root(auction_id, book)
         self._commit_book(auction_id, book)
         if threshold is not None:
@@ -240,8 +247,14 @@ class Keeper:
         if report.on_step is not None:
             report.on_step(name, done)
 
-    def _frozen_book(self, auction_id: int, report: CloseReport) -> dict[str, Any]:
-        """Freeze intake in the store (the fence), then write the frozen book document."""
+    def _frozen_book(
+        self,
+        auction_id: int,
+        report: CloseReport,
+        on_bids: Callable[[list[int]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Freeze intake in the store (the fence), then write the frozen book document;
+        ``on_bids`` hears the frozen book's redemption ids before the document is built."""
         book = art.get_json(self.store, auction_id, art.BOOK)
         if book is not None:
             self._step(report, "freeze", False)
@@ -257,6 +270,8 @@ class Keeper:
         late = [b.sequence for b in bids if b.sequence > freeze.last_sequence]
         if late:  # the fence makes this impossible; never publish a book it would break
             raise KeeperStateError(f"auction {auction_id}: writes after the freeze: {late[:5]}")
+        if on_bids is not None:
+            on_bids([b.redemption_id for b in bids])
         envelopes = [
             Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
             for b in bids
@@ -311,12 +326,15 @@ class Keeper:
         self.urgent.send(fn, label=f"commitBook({auction_id})")
         self.log(f"auction {auction_id}: book committed on-chain ({count} envelopes)")
 
-    def _snapshot_reads(self, auction_id: int, book: dict[str, Any]) -> Background[_Reads]:
+    def _reads_for(self, auction_id: int, book: dict[str, Any]) -> Background[_Reads]:
+        """The snapshot reads of a stored book's requests, started now."""
+        return self._snapshot_reads(auction_id, [int(b["redemption_id"]) for b in book["bids"]])
+
+    def _snapshot_reads(self, auction_id: int, ids: list[int]) -> Background[_Reads]:
         """The snapshot block's reads (the first block at or after T: deterministic,
-        re-derivable), started on a thread of their own. They read public chain state, so
-        they overlap storing the book and waiting for ``commitBook``; nothing is decrypted
-        before ``commitBook`` is confirmed."""
-        ids = [int(b["redemption_id"]) for b in book["bids"]]
+        re-derivable) of the requests ``ids``, started on a thread of their own. They read
+        public chain state, so they overlap building and storing the book and waiting for
+        ``commitBook``; nothing is decrypted before ``commitBook`` is confirmed."""
 
         def read() -> _Reads:
             found = self.chain.first_block_at_or_after(auction_id)
@@ -339,7 +357,7 @@ class Keeper:
         if existing is not None:
             self._step(report, "clear", False)
             return dict(existing)
-        read = (reads or self._snapshot_reads(auction_id, book)).result()
+        read = (reads or self._reads_for(auction_id, book)).result()
         doc = self._clear_at(auction_id, book, secret, read[0][0], [], reads=read)
         if self.chain.is_settled(auction_id):
             onchain = self.chain.settled(auction_id)
