@@ -25,13 +25,15 @@ Prints one table (each phase: wall time, per-bid cost, RPC calls, gas) with the 
 per-bid cost at the largest N to the smallest; ``--markdown FILE`` writes it too.
 
 anvil recomputes its whole state root for every block and keeps each block's state in
-memory: at 100,000 requests a block costs ~2 s and ~60 MB, so the hundreds of claim and
-service transactions of a 100k close (a block each under automine) take anvil, not the
-keeper, tens of minutes and more memory than this machine has. ``--skip-claims-from N``
-leaves those two steps out from N on (their cost per transaction is measured at the smaller
-N); ``--mining eager`` mines everything pending as soon as anvil is free instead of a block
-per transaction; ``--claim-batch``, ``--claim-depth`` and ``--service-batch`` override the
-keeper's sizes.
+memory: at 100,000 requests a block costs ~1.2 s and ~60 MB whatever it holds, and anvil
+takes no transaction while it mines. So under automine (a block per transaction) the
+hundreds of claim and service transactions of a 100k close at the keeper's default sizes
+take anvil, not the keeper, tens of minutes and more memory than this machine has.
+``--mining burst`` builds blocks as a block builder would: everything pending once no
+transaction has arrived for ``--quiet`` s (0.15), at most ``--slot`` s (2) after the first,
+so the keeper's 8 pipelined transactions share a block; ``--mining eager`` mines as soon as
+anvil is free. ``--skip-claims-from N`` leaves the claims and the queue service out from N
+on; ``--claim-batch``, ``--claim-depth`` and ``--service-batch`` override the keeper's sizes.
 """
 
 from __future__ import annotations
@@ -142,6 +144,18 @@ def vm_hwm_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by live processes ``pids``."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:
@@ -356,6 +370,10 @@ def month(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ]
         del sealed
         c0 = counts(proxy)
+        roles = {"anvil": [procs[0].pid, *descendants(procs[0].pid)], "RPC proxy": [procs[1].pid]}
+        roles["service"] = [service.pid, *descendants(service.pid)]
+        cpu0 = {role: cpu_seconds(pids) for role, pids in roles.items()}
+        own0 = time.process_time()
         t0 = time.perf_counter()
         done = [0]
 
@@ -368,6 +386,8 @@ def month(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             service_port, raw, args.connections, timeout=30.0, stagger=0.002, on_reply=progress
         )
         intake_s = time.perf_counter() - t0
+        cores = {role: (cpu_seconds(pids) - cpu0[role]) / intake_s for role, pids in roles.items()}
+        cores["load generator"] = (time.process_time() - own0) / intake_s
         statuses = Counter(r.status for r in replies)
         acked = [r.latency for r in replies if r.status == 201]
         out["intake"] = {
@@ -378,6 +398,7 @@ def month(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "p50_ms": percentile(acked, 0.5) * 1000,
             "p99_ms": percentile(acked, 0.99) * 1000,
             "rpc": dict(counts(proxy) - c0),
+            "cores": cores,  # CPU cores busy on average during intake, by process
         }
         log(f"N={n}: intake {out['intake']}")
         if len(acked) != n:
@@ -542,7 +563,12 @@ def rows_of(r: dict[str, Any]) -> dict[str, tuple[float, int, int, str]]:
         it["seconds"],
         rpc_total(it["rpc"]),
         0,
-        f"{it['rate']:,.0f} bids/s, p50 {it['p50_ms']:.0f} ms, p99 {it['p99_ms']:.0f} ms",
+        f"{it['rate']:,.0f} bids/s, p50 {it['p50_ms']:.0f} ms, p99 {it['p99_ms']:.0f} ms"
+        + (
+            "; cores busy: " + ", ".join(f"{k} {v:.2f}" for k, v in it["cores"].items())
+            if "cores" in it
+            else ""
+        ),
     )
     phases = {p["name"]: p for p in r["close"]["phases"]}
     named = selector_names()  # runs before the selector fix named claimMultiple by its selector
@@ -643,8 +669,8 @@ def facts(results: list[dict[str, Any]]) -> str:
             f"requests {r['requests_s']:.0f} s; keeper steps done: {', '.join(c['done'])}; "
             f"mining {r.get('mining', 'auto')}"
             + (
-                f" ({r['blocks_mined']} blocks in the close, at most "
-                f"{max(p for p, _ in r['mined'])} transactions in one)"
+                f" ({r['blocks_mined']} blocks in the close; the fullest held "
+                f"{max(p for p, _ in r['mined'])})"
                 if r.get("mined")
                 else ""
             )
