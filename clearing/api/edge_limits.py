@@ -42,6 +42,11 @@ from typing import Any
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:  # uvicorn[standard]: the C parser
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools not installed: h11 only
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
 from uvicorn.server import ServerState
 
 from clearing.api.problems import raw_problem
@@ -96,84 +101,39 @@ class EdgeConfig(uvicorn.Config):
             )
 
 
-class EdgeProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a connection cap and request head and body deadlines.
+class _EdgeBounds:
+    """What both edge protocols share: the connection cap, one deadline per connection
+    (the request head, then its body) and closing refusals written outside any ASGI cycle.
 
-    One timer per connection: armed for the head when the connection opens (and when the
-    first byte of a request arrives after a keep-alive pause, which uvicorn's own
-    keep-alive timer covers), re-armed for the body once the head is complete, cancelled
-    once the whole request is in (the application's own time is not bounded here).
+    Mixed into a uvicorn HTTP protocol, which provides ``transport``, ``loop``, ``cycle``,
+    ``connections`` and ``timeout_keep_alive_task``.
     """
 
     _last_refusal_warning = 0.0
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    cycle: Any
+    connections: set[Any]
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+    def _edge_init(self, config: uvicorn.Config) -> None:
         if not isinstance(config, EdgeConfig):
-            raise TypeError("EdgeProtocol needs the EdgeConfig of uvicorn_config()")
+            raise TypeError(f"{type(self).__name__} needs the EdgeConfig of uvicorn_config()")
         self.limits = config.edge
         self.cap = config.connection_cap
-        self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for = ""  # "head" or "body" while the deadline is armed
 
-    # --- asyncio.Protocol ---------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def _edge_opened(self) -> None:
+        """After ``connection_made``: refuse over the cap, else wait for the first head."""
         if len(self.connections) > self.cap:
             self._warn_refusal()
             self._refuse("overloaded", "too many open connections; retry shortly")
             return
         self._arm("head", self.limits.header_timeout)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._follow()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    # --- uvicorn hooks ------------------------------------------------------------------
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._follow()
-
-    def send_400_response(self, msg: str) -> None:
-        """Answer a request h11 refused: 431 for a head over the cap, else 400 (a problem)."""
-        exc = sys.exc_info()[1]  # called from uvicorn's ``except h11.RemoteProtocolError``
-        if isinstance(exc, h11.RemoteProtocolError) and exc.error_status_hint == 431:
-            self._refuse(
-                "headers_too_large", f"request head over {self.limits.max_header_bytes} bytes"
-            )
-        else:
-            self._refuse("malformed", "invalid HTTP request")
-
-    # --- deadlines ----------------------------------------------------------------------
-
-    def _follow(self) -> None:
-        """Arm, move or cancel the deadline for the state of the request being received."""
-        if self.transport.is_closing():
-            self._disarm()
-            return
-        state = self.conn.their_state
-        if state is h11.IDLE:
-            # between requests uvicorn's keep-alive timer runs until the first byte arrives
-            if self._waiting_for != "head" and self.timeout_keep_alive_task is None:
-                self._arm("head", self.limits.header_timeout)
-        elif state is h11.SEND_BODY:
-            if self._waiting_for != "body":
-                self._arm("body", self.limits.body_timeout)
-        else:  # the whole request is in (or the connection is done with)
-            self._disarm()
+    def _head_started(self) -> bool:
+        """Whether part of a request head has arrived (408 then, else a silent close)."""
+        raise NotImplementedError
 
     def _arm(self, what: str, seconds: float) -> None:
         self._disarm()
@@ -192,7 +152,7 @@ class EdgeProtocol(H11Protocol):
         if self.transport.is_closing():
             return
         if what == "head":
-            if self.conn.trailing_data[0]:  # part of a head: tell the client why
+            if self._head_started():  # part of a head: tell the client why
                 self._refuse("request_timeout", "request head not received in time")
             else:  # nothing sent: just close
                 self._close()
@@ -207,8 +167,6 @@ class EdgeProtocol(H11Protocol):
         else:
             self._refuse("request_timeout", "request body not received in time")
 
-    # --- refusals -----------------------------------------------------------------------
-
     def _refuse(self, code: str, detail: str) -> None:
         """Write a closing problem response (outside any ASGI cycle) and close."""
         self.transport.write(raw_problem(code, detail))
@@ -220,9 +178,149 @@ class EdgeProtocol(H11Protocol):
 
     def _warn_refusal(self) -> None:
         now = time.monotonic()
-        if now - EdgeProtocol._last_refusal_warning >= _WARN_EVERY:
-            EdgeProtocol._last_refusal_warning = now
+        if now - _EdgeBounds._last_refusal_warning >= _WARN_EVERY:
+            _EdgeBounds._last_refusal_warning = now
             log.warning("connection refused: too many open connections", extra={"cap": self.cap})
+
+
+class EdgeProtocol(_EdgeBounds, H11Protocol):
+    """uvicorn's h11 protocol with a connection cap and request head and body deadlines
+    (used where httptools is not installed; ``EdgeHttpToolsProtocol`` otherwise).
+
+    One timer per connection: armed for the head when the connection opens (and when the
+    first byte of a request arrives after a keep-alive pause, which uvicorn's own
+    keep-alive timer covers), re-armed for the body once the head is complete, cancelled
+    once the whole request is in (the application's own time is not bounded here).
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._edge_init(config)
+        self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._edge_opened()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request h11 refused: 431 for a head over the cap, else 400 (a problem)."""
+        exc = sys.exc_info()[1]  # called from uvicorn's ``except h11.RemoteProtocolError``
+        if isinstance(exc, h11.RemoteProtocolError) and exc.error_status_hint == 431:
+            self._refuse(
+                "headers_too_large", f"request head over {self.limits.max_header_bytes} bytes"
+            )
+        else:
+            self._refuse("malformed", "invalid HTTP request")
+
+    def _head_started(self) -> bool:
+        return bool(self.conn.trailing_data[0])
+
+    def _follow(self) -> None:
+        """Arm, move or cancel the deadline for the state of the request being received."""
+        if self.transport.is_closing():
+            self._disarm()
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            # between requests uvicorn's keep-alive timer runs until the first byte arrives
+            if self._waiting_for != "head" and self.timeout_keep_alive_task is None:
+                self._arm("head", self.limits.header_timeout)
+        elif state is h11.SEND_BODY:
+            if self._waiting_for != "body":
+                self._arm("body", self.limits.body_timeout)
+        else:  # the whole request is in (or the connection is done with)
+            self._disarm()
+
+
+if HttpToolsProtocol is not None:
+
+    class EdgeHttpToolsProtocol(_EdgeBounds, HttpToolsProtocol):  # type: ignore[valid-type,misc]
+        """uvicorn's httptools protocol (a C parser: ~100 us less CPU per request than h11)
+        with the same bounds as ``EdgeProtocol``.
+
+        The request head is counted as it arrives (from the first byte of a request to its
+        blank line): past ``max_header_bytes`` the connection is answered ``431`` and
+        closed, after parsing at most one socket read past the cap. Deadlines follow the
+        parser's callbacks: the head from the connection's opening (or a request's first
+        byte after a keep-alive pause), the body from the end of the head, none once the
+        whole request is in.
+        """
+
+        def __init__(
+            self,
+            config: uvicorn.Config,
+            server_state: ServerState,
+            app_state: dict[str, Any],
+            _loop: asyncio.AbstractEventLoop | None = None,
+        ) -> None:
+            super().__init__(config, server_state, app_state, _loop)
+            self._edge_init(config)
+            self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
+            self._in_head = False  # a request has begun and its head is not complete
+            self._head_bytes = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._edge_opened()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_head and not self.transport.is_closing():
+                # the head is still unfinished after this read: all of it counts (with the
+                # tail of a pipelined request before it, at most: conservative)
+                self._head_bytes += len(data)
+                if self._head_bytes > self.limits.max_header_bytes:
+                    self._too_large()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_head, self._head_bytes = True, 0
+            if self._waiting_for != "head":
+                self._arm("head", self.limits.header_timeout)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+            self._arm("body", self.limits.body_timeout)
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._disarm()
+
+        def send_400_response(self, msg: str) -> None:
+            """Answer a request the parser refused: ``400 malformed`` (a problem)."""
+            self._refuse("malformed", "invalid HTTP request")
+
+        def _head_started(self) -> bool:
+            return self._in_head
+
+        def _too_large(self) -> None:
+            self._in_head = False
+            self._refuse(
+                "headers_too_large", f"request head over {self.limits.max_header_bytes} bytes"
+            )
 
 
 def trusted_proxy_list(entries: list[str]) -> list[str]:
@@ -245,6 +343,12 @@ def trusted_proxy_list(entries: list[str]) -> list[str]:
             ) from None
         checked.append(text)
     return checked
+
+
+def edge_protocol() -> type[asyncio.Protocol]:
+    """The HTTP protocol of the edge: httptools' when installed (uvicorn[standard]), else
+    h11's; both enforce the same ``EdgeLimits``."""
+    return EdgeHttpToolsProtocol if HttpToolsProtocol is not None else EdgeProtocol
 
 
 def uvicorn_config(
@@ -274,7 +378,7 @@ def uvicorn_config(
         factory=factory,
         host=settings.host if host is None else host,
         port=settings.port if port is None else port,
-        http=EdgeProtocol,
+        http=edge_protocol(),
         ws="none",
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=max(1, math.ceil(settings.keep_alive_timeout)),  # exact: protocol
@@ -289,9 +393,11 @@ def uvicorn_config(
 
 __all__ = [
     "EdgeConfig",
+    "EdgeHttpToolsProtocol",
     "EdgeLimits",
     "EdgeProtocol",
     "connection_cap",
+    "edge_protocol",
     "trusted_proxy_list",
     "uvicorn_config",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import keeper.jobs as jobs
 from clearing.hexcodec import to_hex
 from keeper.deploy import transact
 from keeper.jobs import KeeperStateError
@@ -24,21 +25,32 @@ def _nonces(e: Env) -> tuple[int, int]:
     return get(m.urgent_account.address), get(m.house_account.address)
 
 
-def test_the_book_is_committed_before_any_envelope_is_opened(env: Env, tmp_path: Any) -> None:  # noqa: F811
+def test_the_book_is_committed_before_any_envelope_is_opened(
+    env: Env,  # noqa: F811
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     m = env.month
     store = env.store()
     keeper = m.keeper(store)
-    seen: list[bool] = []
+    seen: list[tuple[str, bool | None]] = []
+    opened = jobs.validate_book_parallel  # where the close opens (decrypts) the envelopes
     snapshot = keeper.chain.snapshot
 
-    def spy(*args: Any, **kwargs: Any) -> Any:  # the snapshot precedes every decryption
-        seen.append(book_commitment(keeper.chain, m.auction_id).committed)
+    def spy_open(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("open", book_commitment(m.chain, m.auction_id).committed))
+        return opened(*args, **kwargs)
+
+    def spy_snapshot(*args: Any, **kwargs: Any) -> Any:  # public reads: may come before
+        seen.append(("snapshot", None))
         return snapshot(*args, **kwargs)
 
-    keeper.chain.snapshot = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(jobs, "validate_book_parallel", spy_open)
+    keeper.chain.snapshot = spy_snapshot  # type: ignore[method-assign]
     before = _nonces(env)
     report = keeper.close_auction(m.auction_id)
-    assert report.done == STEPS and seen == [True]
+    assert report.done == STEPS
+    assert seen == [("snapshot", None), ("open", True)]  # opened only once committed
     committed = book_commitment(m.chain, m.auction_id)
     book = artifact(store, m.auction_id, BOOK)
     assert to_hex(committed.root) == book["bid_book_root"]
