@@ -4,11 +4,13 @@ uvicorn's defaults leave a public server open to cheap resource exhaustion: a co
 that never sends a request is kept for ever (uvicorn arms its keep-alive timer only after a
 response), a client may trickle a request head or body for as long as it likes, httptools
 (picked by ``http="auto"``) buffers a request head of any size, and ``X-Forwarded-For`` is
-believed from anyone on loopback. ``uvicorn_config`` turns each edge setting into a bound:
+believed from anyone on loopback. ``uvicorn_config`` turns each edge setting into a bound,
+enforced by ``EdgeHttpToolsProtocol`` (uvicorn's httptools protocol: a C parser) or, where
+httptools is not installed, by ``EdgeProtocol`` (h11's):
 
-* ``max_header_bytes``: the h11 parser's cap on an incomplete request head; a larger head is
-  answered ``431 headers_too_large`` (a malformed one ``400 malformed``) and the connection
-  closed, after reading at most one socket read past the cap;
+* ``max_header_bytes``: the cap on an unfinished request head; a larger head is answered
+  ``431 headers_too_large`` (a malformed one ``400 malformed``) and the connection closed,
+  after reading at most one socket read past the cap;
 * ``header_timeout``: a connection must deliver a complete request head within this many
   seconds of opening, or of its first byte after a keep-alive pause; otherwise it is closed
   (with ``408 request_timeout`` if it had sent part of a head, silently if nothing);
