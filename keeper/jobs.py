@@ -229,8 +229,9 @@ class Keeper:
         book = self._frozen_book(auction_id, report, start_reads)
         existing = art.get_json(self.store, auction_id, art.RESULT)
         reads = None
-        if existing is None:
-            reads = early[0] if early else self._reads_for(auction_id, book)
+        if existing is None:  # to clear: the reads the freeze started, else new ones
+            ids = [int(b["redemption_id"]) for b in book["bids"]]
+            reads = early[0] if early else self._snapshot_reads(auction_id, ids)
         self._check_book_root(auction_id, book)
         self._commit_book(auction_id, book)
         if threshold is not None:
@@ -326,10 +327,6 @@ class Keeper:
         self.urgent.send(fn, label=f"commitBook({auction_id})")
         self.log(f"auction {auction_id}: book committed on-chain ({count} envelopes)")
 
-    def _reads_for(self, auction_id: int, book: dict[str, Any]) -> Background[_Reads]:
-        """The snapshot reads of a stored book's requests, started now."""
-        return self._snapshot_reads(auction_id, [int(b["redemption_id"]) for b in book["bids"]])
-
     def _snapshot_reads(self, auction_id: int, ids: list[int]) -> Background[_Reads]:
         """The snapshot block's reads (the first block at or after T: deterministic,
         re-derivable) of the requests ``ids``, started on a thread of their own. They read
@@ -357,7 +354,8 @@ class Keeper:
         if existing is not None:
             self._step(report, "clear", False)
             return dict(existing)
-        read = (reads or self._reads_for(auction_id, book)).result()
+        assert reads is not None  # started by close_auction whenever there is no result
+        read = reads.result()
         doc = self._clear_at(auction_id, book, secret, read[0][0], [], reads=read)
         if self.chain.is_settled(auction_id):
             onchain = self.chain.settled(auction_id)

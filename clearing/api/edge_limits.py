@@ -117,21 +117,33 @@ class _EdgeBounds:
     cycle: Any
     connections: set[Any]
 
-    def _edge_init(self, config: uvicorn.Config) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         if not isinstance(config, EdgeConfig):
             raise TypeError(f"{type(self).__name__} needs the EdgeConfig of uvicorn_config()")
         self.limits = config.edge
         self.cap = config.connection_cap
+        self.timeout_keep_alive = self.limits.keep_alive_timeout
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for = ""  # "head" or "body" while the deadline is armed
 
-    def _edge_opened(self) -> None:
-        """After ``connection_made``: refuse over the cap, else wait for the first head."""
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         if len(self.connections) > self.cap:
             self._warn_refusal()
             self._refuse("overloaded", "too many open connections; retry shortly")
             return
         self._arm("head", self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _head_started(self) -> bool:
         """Whether part of a request head has arrived (408 then, else a silent close)."""
@@ -185,7 +197,8 @@ class _EdgeBounds:
             log.warning("connection refused: too many open connections", extra={"cap": self.cap})
 
 
-class EdgeProtocol(_EdgeBounds, H11Protocol):
+# (the keep-alive timeout is a float here: uvicorn's own is whole seconds)
+class EdgeProtocol(_EdgeBounds, H11Protocol):  # type: ignore[misc]
     """uvicorn's h11 protocol with a connection cap and request head and body deadlines
     (used where httptools is not installed; ``EdgeHttpToolsProtocol`` otherwise).
 
@@ -195,28 +208,9 @@ class EdgeProtocol(_EdgeBounds, H11Protocol):
     once the whole request is in (the application's own time is not bounded here).
     """
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._edge_init(config)
-        self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._edge_opened()
-
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._follow()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -266,26 +260,8 @@ if HttpToolsProtocol is not None:
         whole request is in.
         """
 
-        def __init__(
-            self,
-            config: uvicorn.Config,
-            server_state: ServerState,
-            app_state: dict[str, Any],
-            _loop: asyncio.AbstractEventLoop | None = None,
-        ) -> None:
-            super().__init__(config, server_state, app_state, _loop)
-            self._edge_init(config)
-            self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]
-            self._in_head = False  # a request has begun and its head is not complete
-            self._head_bytes = 0
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._edge_opened()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
+        _in_head = False  # a request has begun and its head is not complete
+        _head_bytes = 0
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
