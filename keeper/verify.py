@@ -488,10 +488,9 @@ def fetch_documents(
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(concurrent) as pool:
-            fetched = dict(zip(paths, pool.map(get, paths.values()), strict=True))
+            docs = dict(zip(paths, pool.map(get, paths.values()), strict=True))
     else:
-        fetched = {name: get(path) for name, path in paths.items()}
-    docs = {name: fetched[name] for name in paths}
+        docs = {name: get(path) for name, path in paths.items()}
     fetch_threshold_documents(get, auction_id, docs)  # threshold mode: transcript, shares
     return docs
 
