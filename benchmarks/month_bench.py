@@ -405,6 +405,8 @@ def month(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             bad = next(r for r in replies if r.status != 201)
             raise RuntimeError(f"intake: {statuses}; e.g. {bad.status} {bad.body[:300]!r}")
         del raw, replies
+        if args.intake_only:
+            return out
 
         # --- past T, the close --------------------------------------------------------------
         rpc(anvil_url, "evm_setNextBlockTimestamp", t_close + 2)
@@ -749,6 +751,11 @@ def main(argv: list[str] | None = None) -> int:
         help="from this N on, leave the pushed claims and the queue service out of the close "
         "(on anvil each block then costs seconds: its state root is recomputed in full)",
     )
+    p.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="stop after the intake (to profile the service); prints its figures alone",
+    )
     p.add_argument("--claim-batch", type=int, default=KeeperConfig.claim_batch)
     p.add_argument("--claim-depth", type=int, default=KeeperConfig.claim_depth)
     p.add_argument("--service-batch", type=int, default=KeeperConfig.service_batch)
@@ -790,6 +797,10 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(results, indent=1))
         if not args.keep:
             subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    if args.intake_only:
+        for r in results:
+            print(f"N={r['bids']}: intake {json.dumps(r['intake'])}")
+        return 0
     text = render(results, markdown=False)
     print(text)
     print()

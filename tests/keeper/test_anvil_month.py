@@ -341,3 +341,44 @@ def test_qev_serve_workers_read_controllers_from_the_chain(anvil: AnvilEnv, tmp_
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_readers_over_json_rpc_send_calls_as_they_are_and_match_the_views(
+    anvil: AnvilEnv,
+) -> None:
+    """Over HTTP the readers send single calls and JSON-RPC batches without web3's call
+    formatting; both give what the vault's and the settlement's views give one at a time,
+    and a node's error is one ``ChainReadError``."""
+    from clearing.errors import ChainReadError
+    from keeper.chain import Chain
+
+    m = anvil.month
+    block = m.w3.eth.block_number
+    index = m.chain.queue_info().index
+    ids = [*range(1, index + 1), index + 5]
+    expected = {}
+    for rid in ids:
+        controller, ts, pending = m.chain.vault.functions.qevRedemptionInfo(rid).call(
+            block_identifier=block
+        )
+        nonce = m.chain.settlement.functions.nonce(m.auction_id, rid).call(block_identifier=block)
+        expected[rid] = (bytes.fromhex(controller[2:]), int(ts), int(pending), int(nonce))
+    assert any(e[0] != bytes(20) for e in expected.values())
+
+    def read(per_call: int) -> tuple[dict[int, Any], int]:
+        chain = Chain(m.w3, m.deployment.vault, m.deployment.settlement)
+        assert chain.reader._raw  # an HTTP provider: raw JSON-RPC
+        chain.reader.requests_per_call = per_call
+        snap = chain.snapshot_requests(m.auction_id, ids, block)
+        got = {
+            r: (s.controller, s.redemption_timestamp, s.pending_shares, s.nonce)
+            for r, s in snap.items()
+        }
+        return got, chain.reader.calls
+
+    assert read(len(ids)) == (expected, 1)  # one call: sent alone
+    assert read(2) == (expected, -(-len(ids) // 2))  # many: in JSON-RPC batches
+
+    chain = Chain(m.w3, m.deployment.vault, m.deployment.settlement)
+    with pytest.raises(ChainReadError, match="batched read failed"):
+        chain.snapshot_requests(m.auction_id, ids, block + 10**6)  # a block anvil lacks
