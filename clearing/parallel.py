@@ -80,6 +80,25 @@ def _map_chunks(
         _SHARED.clear()
 
 
+def shared_input(name: str) -> Any:
+    """An input of ``map_ranges`` (in a worker: inherited at fork, never pickled)."""
+    return _SHARED[name]
+
+
+def map_ranges(
+    fn: Callable[[int, int], list[Any]],
+    n: int,
+    shared: dict[str, Any],
+    workers: int = 0,
+    min_parallel: int = MIN_PARALLEL_ITEMS,
+) -> list[Any]:
+    """``fn(start, end)`` over contiguous chunks of ``range(n)`` on ``workers`` forked
+    processes (0 = all CPUs), its lists joined in order; ``fn`` (a module-level function)
+    reads ``shared`` through ``shared_input``."""
+    parts = _map_chunks(fn, n, workers or default_workers(), shared, min_parallel)
+    return [item for part in parts for item in part]
+
+
 def _hash_range(start: int, end: int) -> list[bytes]:
     h = leaf_hasher(_SHARED["types"])
     return list(map(h, _SHARED["values"][start:end]))
@@ -92,10 +111,8 @@ def leaf_hashes(
     min_parallel: int = MIN_PARALLEL_ITEMS,
 ) -> list[bytes]:
     """Standard leaf hashes of ``values``, computed on ``workers`` processes (0 = all CPUs)."""
-    w = workers or default_workers()
     shared = {"values": values, "types": tuple(types)}
-    parts = _map_chunks(_hash_range, len(values), w, shared, min_parallel)
-    return [h for part in parts for h in part]
+    return map_ranges(_hash_range, len(values), shared, workers, min_parallel)
 
 
 def _recover_range(start: int, end: int) -> list[bytes | None]:
@@ -115,9 +132,7 @@ def recover_many(
 ) -> list[bytes | None]:
     """The signer of each ``(digest, signature)`` (None where it does not recover), on
     ``workers`` processes (0 = all CPUs); same order as ``pairs``."""
-    w = workers or default_workers()
-    parts = _map_chunks(_recover_range, len(pairs), w, {"pairs": pairs}, min_parallel)
-    return [a for part in parts for a in part]
+    return map_ranges(_recover_range, len(pairs), {"pairs": pairs}, workers, min_parallel)
 
 
 def _validate_range(start: int, end: int) -> list[tuple[Any, ...]]:
@@ -163,4 +178,11 @@ def validate_book_parallel(
     return valid, excluded
 
 
-__all__ = ["default_workers", "leaf_hashes", "recover_many", "validate_book_parallel"]
+__all__ = [
+    "default_workers",
+    "leaf_hashes",
+    "map_ranges",
+    "recover_many",
+    "shared_input",
+    "validate_book_parallel",
+]

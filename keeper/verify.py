@@ -30,7 +30,7 @@ from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
 from clearing.model import Envelope, cancel_digest
-from clearing.parallel import recover_many, validate_book_parallel
+from clearing.parallel import map_ranges, shared_input, validate_book_parallel
 from clearing.receipts import Receipt, ReceiptKind
 from clearing.sealing import public_key_of
 from clearing.signing import eip191_digest, recover_address
@@ -268,11 +268,30 @@ def _signature(value: str | None) -> bytes:
 
 
 def _recovers(digest: bytes, signature: str | None) -> bytes | None:
+    """The signer of ``digest`` by the hex ``signature``, or None if it does not recover."""
+    return _recovers_bytes(digest, _signature(signature))
+
+
+def _recovers_bytes(digest: bytes, signature: bytes) -> bytes | None:
     """The signer of ``digest`` by ``signature``, or None if it does not recover."""
     try:
-        return recover_address(digest, from_hex(signature or "0x"))
+        return recover_address(digest, signature)
     except QevError:
         return None
+
+
+def _book_signers(start: int, end: int) -> list[tuple[bytes | None, bytes | None]]:
+    """The SealedBid and receipt signers of book entries ``start..end`` (a worker's chunk
+    of ``map_ranges``)."""
+    t, domain = shared_input("t"), shared_input("domain")
+    entries, envelopes = shared_input("entries"), shared_input("envelopes")
+    out = []
+    for entry, env in zip(entries[start:end], envelopes[start:end], strict=True):
+        receipt = entry_receipt(t, entry)
+        sealed_by = _recovers_bytes(env.digest(domain), _signature(entry.get("signature")))
+        receipt_by = _recovers_bytes(eip191_digest(receipt.digest()), receipt.service_signature)
+        out.append((sealed_by, receipt_by))
+    return out
 
 
 def _check_signatures(
@@ -292,19 +311,18 @@ def _check_signatures(
     )
     pinned = parse_address(signer) if signer else None
     sequences: list[int] = []
-    pairs: list[tuple[bytes, bytes]] = []  # SealedBid and receipt of each entry, in order
-    for entry, env in zip(book["bids"], envelopes, strict=True):
-        receipt = entry_receipt(t, entry)
-        pairs.append((env.digest(domain), _signature(entry.get("signature"))))
-        pairs.append((eip191_digest(receipt.digest()), receipt.service_signature))
-    signers = recover_many(pairs)  # the book's signatures on every CPU
-    for k, (entry, env) in enumerate(zip(book["bids"], envelopes, strict=True)):
+    if len(book["bids"]) != len(envelopes):
+        raise ValueError("the book's entries and envelopes differ in number")
+    # the digests and signers of the book's entries on every CPU
+    shared = {"t": t, "domain": domain, "entries": book["bids"], "envelopes": envelopes}
+    signers = map_ranges(_book_signers, len(envelopes), shared)
+    for entry, env, (sealed_by, receipt_by) in zip(book["bids"], envelopes, signers, strict=True):
         rid = env.redemption_id
-        if signers[2 * k] != env.controller:
+        if sealed_by != env.controller:
             report.differences.append(
                 f"SealedBid signature of redemption {rid}: not the controller"
             )
-        if pinned is None or signers[2 * k + 1] != pinned:
+        if pinned is None or receipt_by != pinned:
             report.differences.append(
                 f"receipt of redemption {rid}: not signed by the receipt signer"
             )

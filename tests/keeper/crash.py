@@ -63,7 +63,9 @@ def die_after_tx(lane: str, prefix: str) -> Callable[[Keeper], None]:
 
 # crash point -> (how to kill the first keeper, the steps the restarted keeper does)
 CRASHES: dict[str, tuple[Callable[[Keeper], None], list[str]]] = {
-    "after-freeze": (die_in_snapshot, ["clear", "settle", "claims", "service", "reveal"]),
+    # the frozen book is stored while the envelopes are opened: a keeper killed before
+    # that freezes again (the fence keeps the store's live bids: the same book)
+    "after-freeze": (die_in_snapshot, ["freeze", "clear", "settle", "claims", "service", "reveal"]),
     "after-clear": (die_before("_settle"), ["settle", "claims", "service", "reveal"]),
     "after-settle": (die_before("_push_claims"), ["claims", "service", "reveal"]),
     "after-claims": (die_before("_service_queue"), ["service", "reveal"]),
@@ -79,8 +81,8 @@ CRASHES: dict[str, tuple[Callable[[Keeper], None], list[str]]] = {
 def skipped_on_restart(redo: list[str]) -> list[str]:
     """What the restarted keeper reports as already done (the freeze is always looked at
     first: the key and the book are checked before any later step)."""
-    steps = ["clear", "settle", "claims", "service", "reveal"]
-    return ["freeze", *(s for s in steps if s not in redo)]
+    steps = ["freeze", "clear", "settle", "claims", "service", "reveal"]
+    return [s for s in steps if s not in redo]
 
 
 __all__ = [

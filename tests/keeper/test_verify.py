@@ -348,6 +348,34 @@ def test_zeroed_sealed_bid_signature(published: Published) -> None:
     assert got == [f"SealedBid signature of redemption {rid}"]
 
 
+def test_book_signatures_checked_on_worker_processes_give_the_same_differences(
+    published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The book's signers are recovered in forked workers (chunks of a small book here):
+    the same tampered entries are caught as in one process."""
+    import keeper.verify
+    from clearing.parallel import map_ranges
+
+    docs = published.tampered()
+    bids = docs["book"]["bids"]
+    bids[0]["signature"] = "0x" + "00" * 65
+    bids[-1]["service_signature"] = bids[-2]["service_signature"]
+    expected = [
+        f"SealedBid signature of redemption {bids[0]['redemption_id']}",
+        f"receipt of redemption {bids[-1]['redemption_id']}",
+    ]
+    assert differences(verify_documents(docs)) == expected
+    forked: list[int] = []
+
+    def on_workers(fn: Any, n: int, shared: dict[str, Any]) -> list[Any]:
+        forked.append(n)
+        return map_ranges(fn, n, shared, workers=2, min_parallel=1)
+
+    monkeypatch.setattr(keeper.verify, "map_ranges", on_workers)
+    assert differences(verify_documents(docs)) == expected
+    assert forked == [len(bids)]
+
+
 def test_history_is_checked(published: Published) -> None:
     docs = published.tampered()
     history = docs["history"]["envelopes"]

@@ -294,5 +294,6 @@ def test_keyper_killed_mid_dkg_and_restarted(net: Net) -> None:
     for k in (fresh, others[0], others[1]):
         k.release(w.auction_id, w.now())
     report = keeper.close_auction(w.auction_id)
-    assert report.done == ["clear", "settle", "service", "reveal"]  # no bids: no claims
+    # no bids: no claims; the book (stored once opened) is frozen again from the store
+    assert report.done == ["freeze", "clear", "settle", "service", "reveal"]
     assert w.chain.key_state(w.auction_id).revealed
