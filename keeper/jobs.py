@@ -27,6 +27,7 @@ from clearing.documents import (
 )
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
+from clearing.gcpause import gc_paused
 from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, to_hex
 from clearing.merkle import StandardMerkleTree
@@ -273,19 +274,20 @@ class Keeper:
                 "not freezing yet"
             )
         freeze = self.store.freeze(auction_id, service_now)
-        bids = self.store.live_bids(auction_id)
-        late = [b.sequence for b in bids if b.sequence > freeze.last_sequence]
-        if late:  # the fence makes this impossible; never publish a book it would break
-            raise KeeperStateError(f"auction {auction_id}: writes after the freeze: {late[:5]}")
-        if on_bids is not None:
-            on_bids([b.redemption_id for b in bids])
-        envelopes = [
-            Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
-            for b in bids
-        ]
-        book = book_document(
-            auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
-        )
+        with gc_paused():  # ~1 million objects at 100k bids
+            bids = self.store.live_bids(auction_id)
+            late = [b.sequence for b in bids if b.sequence > freeze.last_sequence]
+            if late:  # the fence makes this impossible; never publish a book it would break
+                raise KeeperStateError(f"auction {auction_id}: writes after the freeze: {late[:5]}")
+            if on_bids is not None:
+                on_bids([b.redemption_id for b in bids])
+            envelopes = [
+                Envelope(auction_id, b.redemption_id, b.controller, b.ciphertext, b.signature)
+                for b in bids
+            ]
+            book = book_document(
+                auction_id, envelopes, [b.sequence for b in bids], [b.received_at for b in bids]
+            )
         # The merkle close stores it while the envelopes are opened (``_store_book``), off
         # the way to commitBook: ~1.4 KB per bid. Nothing is lost meanwhile: after the freeze
         # fence the store's live bids give this same document again (a restart re-derives
@@ -376,7 +378,8 @@ class Keeper:
             return dict(existing)
         assert reads is not None  # started by close_auction whenever there is no result
         read = reads.result()
-        doc = self._clear_at(auction_id, book, secret, read[0][0], [], reads=read)
+        with gc_paused():  # opening, clearing and the trees build millions of objects
+            doc = self._clear_at(auction_id, book, secret, read[0][0], [], reads=read)
         if self.chain.is_settled(auction_id):
             onchain = self.chain.settled(auction_id)
             if to_hex(onchain.allocation_root) != (doc["allocation_root"] or ZERO_ROOT):

@@ -26,6 +26,7 @@ from clearing.documents import (
 from clearing.eip712 import Eip712Domain
 from clearing.engine import ClearingParams, Mode, clear
 from clearing.errors import InvalidTreeError, QevError
+from clearing.gcpause import gc_paused
 from clearing.hashing import keccak256
 from clearing.hexcodec import from_hex, parse_address, to_checksum_address, to_hex
 from clearing.merkle import StandardMerkleTree
@@ -82,6 +83,11 @@ def verify_documents(docs: dict[str, Any], chain: Chain | None = None) -> Verify
     A result of the ``registry`` target (``result.target``) is verified by its own rules
     (``keeper.targets.registry_verify``): the bids on the registry and the reorder.
     """
+    with gc_paused():  # a 100k book re-opened and re-cleared: millions of objects
+        return _verify_documents(docs, chain)
+
+
+def _verify_documents(docs: dict[str, Any], chain: Chain | None) -> VerifyReport:
     if (docs.get("result") or {}).get("target") == "registry":
         from keeper.targets.registry_verify import verify_registry_documents
 

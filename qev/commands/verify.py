@@ -11,6 +11,13 @@ from qev.commands.common import settings_of
 
 
 def _run(args: argparse.Namespace) -> int:
+    from clearing.gcpause import gc_paused
+
+    with gc_paused():  # a short-lived command that parses and rebuilds a whole month
+        return _verify(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
     import httpx
 
     from clearing import exactjson
