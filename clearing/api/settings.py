@@ -30,6 +30,12 @@ class ServiceSettings(ChainSettings):
     commit_max_batch: int = 256
     commit_max_wait: float = Field(default=0.001, description="longest linger of a batch (s)")
     commit_quiet: float = Field(default=0.0005, description="stop lingering after this (s)")
+    gc_gen0: int = Field(
+        default=50_000,
+        ge=0,
+        description="allocations between young garbage collections in a worker (0: Python's "
+        "700); what exists at start is kept out of collections",
+    )
     chain_read_timeout: float = Field(
         default=3.0, gt=0, description="seconds a bid waits for its controller lookup"
     )

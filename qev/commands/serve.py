@@ -40,6 +40,7 @@ def serve_app() -> FastAPI:
     them through ``QEV_CONFIG``.
     """
     from clearing.api.server import build_app
+    from clearing.gcpause import space_out_collections
     from keeper.redemptions import Web3Redemptions
 
     settings, chain = resolved_settings(None)
@@ -58,6 +59,7 @@ def serve_app() -> FastAPI:
         committees=ChainCommittees(chain),  # the keypers' bulletin board (threshold mode)
     )
     install_webpage(app, settings)  # the holder's page at / (CSP, SRI, its hash published)
+    space_out_collections(settings.gc_gen0)  # last: the app is built and kept
     return app
 
 

@@ -30,3 +30,18 @@ def test_a_collector_that_was_off_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_spaced_out_collections_freeze_what_exists_and_raise_the_threshold() -> None:
+    from clearing.gcpause import space_out_collections
+
+    before = gc.get_threshold()
+    try:
+        space_out_collections(0)  # 0: untouched
+        assert gc.get_threshold() == before
+        space_out_collections(50_000)
+        assert gc.get_threshold() == (50_000, 10, 10)
+        assert gc.get_freeze_count() > 0  # the objects that existed are kept out
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
