@@ -352,8 +352,8 @@ class Keeper:
     def _snapshot_reads(self, auction_id: int, ids: list[int]) -> Background[_Reads]:
         """The snapshot block's reads (the first block at or after T: deterministic,
         re-derivable) of the requests ``ids``, started on a thread of their own. They read
-        public chain state, so they overlap building and storing the book and waiting for
-        ``commitBook``; nothing is decrypted before ``commitBook`` is confirmed."""
+        public chain state, so they overlap building the book and waiting for ``commitBook``;
+        nothing is decrypted before ``commitBook`` is confirmed."""
 
         def read() -> _Reads:
             found = self.chain.first_block_at_or_after(auction_id)
