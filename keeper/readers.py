@@ -21,6 +21,7 @@ from typing import Any
 from clearing.abi import static_encoder
 from clearing.config import scrub, scrub_error
 from clearing.errors import ChainReadError
+from clearing.hexcodec import parse_address
 from keeper.artifacts import artifact
 
 MAX_WORDS = 24_576 // 32  # EIP-170: the most a creation may return
@@ -42,13 +43,6 @@ def _result(answer: Any) -> bytes:
         message = error.get("message") if isinstance(error, dict) else error
         raise ChainReadError(f"batched read failed: {scrub(str(message))[:200]}")
     return bytes.fromhex(str(answer["result"]).removeprefix("0x"))
-
-
-def _address(address: str) -> bytes:
-    raw = bytes.fromhex(address.removeprefix("0x"))
-    if len(raw) != 20:
-        raise ValueError(f"not an address: {address!r}")
-    return raw
 
 
 def _words(raw: bytes) -> list[int]:
@@ -176,7 +170,8 @@ class ChainReader:
         ``plain`` reads ``redemption(id)`` rather than ``qevRedemptionInfo(id)``."""
         out: dict[int, tuple[bytes, int, int, int]] = {}
         reserve = RESERVE_PLAIN if plain else RESERVE_QEV
-        head = (_address(vault), _address(nonces) if nonces else bytes(20), auction_id, plain)
+        nonce_source = parse_address(nonces) if nonces else bytes(20)
+        head = (parse_address(vault), nonce_source, auction_id, plain)
         types = ("address", "address", "uint64", "bool", "uint256")
 
         def make(group: Sequence[int]) -> str:
@@ -199,7 +194,7 @@ class ChainReader:
         """``{id: isClaimed(T, id)}`` at ``block``."""
         out: dict[int, bool] = {}
         types = ("address", "uint64", "uint256")
-        head = (_address(settlement), auction_id, RESERVE_CLAIM)
+        head = (parse_address(settlement), auction_id, RESERVE_CLAIM)
 
         def make(group: Sequence[int]) -> str:
             return _creation("ClaimReader", types, head, group)
@@ -221,7 +216,7 @@ class ChainReader:
         data = _creation(
             "QueueReader",
             ("address", "uint256", "uint256", "uint256"),
-            (_address(vault), start, min(limit, self.queue_per_call), RESERVE_PLAIN),
+            (parse_address(vault), start, min(limit, self.queue_per_call), RESERVE_PLAIN),
         )
         words = _words(self.run([data], block)[0])
         n, nxt = words[0], words[1]
