@@ -13,10 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from clearing.engine import ValidBid
-from clearing.errors import QevError
 from clearing.merkle import leaf_hasher
 from clearing.model import Envelope
-from clearing.signing import recover_address
 from clearing.validation import (
     AuctionContext,
     Exclusion,
@@ -115,26 +113,6 @@ def leaf_hashes(
     return map_ranges(_hash_range, len(values), shared, workers, min_parallel)
 
 
-def _recover_range(start: int, end: int) -> list[bytes | None]:
-    out: list[bytes | None] = []
-    for digest, signature in _SHARED["pairs"][start:end]:
-        try:
-            out.append(recover_address(digest, signature))
-        except QevError:
-            out.append(None)
-    return out
-
-
-def recover_many(
-    pairs: Sequence[tuple[bytes, bytes]],
-    workers: int = 0,
-    min_parallel: int = MIN_PARALLEL_ITEMS,
-) -> list[bytes | None]:
-    """The signer of each ``(digest, signature)`` (None where it does not recover), on
-    ``workers`` processes (0 = all CPUs); same order as ``pairs``."""
-    return map_ranges(_recover_range, len(pairs), {"pairs": pairs}, workers, min_parallel)
-
-
 def _validate_range(start: int, end: int) -> list[tuple[Any, ...]]:
     """Rule 0 over a chunk; results as plain tuples (a third of the pickling cost)."""
     ctx: AuctionContext = _SHARED["ctx"]
@@ -182,7 +160,6 @@ __all__ = [
     "default_workers",
     "leaf_hashes",
     "map_ranges",
-    "recover_many",
     "shared_input",
     "validate_book_parallel",
 ]
