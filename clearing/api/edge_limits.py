@@ -23,6 +23,8 @@ httptools is not installed, by ``EdgeProtocol`` (h11's):
   idle sockets cannot lock clients out for longer than ``header_timeout``;
 * ``trusted_proxies``: only these peers (IPs or CIDRs) may name the client in
   ``X-Forwarded-For``; none by default;
+* a response's head is held until its body is written (``HeadWithBody``), so a small
+  response leaves in one send, not two (httptools' protocol);
 * ``access_log`` and ``log_level``: uvicorn's own access log stays off (the app's ``Edge``
   writes one structured ``qev.access`` record per request) and uvicorn installs no logging
   configuration of its own (``qev.logs`` configures the root logger).
@@ -246,6 +248,49 @@ class EdgeProtocol(_EdgeBounds, H11Protocol):  # type: ignore[misc]
             self._disarm()
 
 
+class HeadWithBody:
+    """One response's view of the connection's transport: its first write (the status line
+    and headers) is held until the next write (the body), or the end of this event loop
+    iteration, so a whole small response leaves in one ``send`` (one segment for the
+    client to read) instead of two.
+    """
+
+    __slots__ = ("_held", "_loop", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop = transport, loop
+        self._held: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        """Hold the first write; send anything later with whatever is held before it."""
+        if not self._started:
+            self._started, self._held = True, data
+            self._loop.call_soon(self.flush)
+            return
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send the held head now (a response whose body is not written at once)."""
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        """Send what is held, then close the connection."""
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closing (as ``asyncio.Transport.is_closing``)."""
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the transport, unchanged
+        return getattr(self._transport, name)
+
+
 if HttpToolsProtocol is not None:
 
     class EdgeHttpToolsProtocol(_EdgeBounds, HttpToolsProtocol):  # type: ignore[valid-type,misc]
@@ -281,6 +326,8 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             self._in_head = False
             super().on_headers_complete()
+            if self.cycle is not None:  # the response head leaves with its body
+                self.cycle.transport = HeadWithBody(self.transport, self.loop)
             self._arm("body", self.limits.body_timeout)
 
         def on_message_complete(self) -> None:
@@ -374,6 +421,7 @@ __all__ = [
     "EdgeHttpToolsProtocol",
     "EdgeLimits",
     "EdgeProtocol",
+    "HeadWithBody",
     "connection_cap",
     "edge_protocol",
     "trusted_proxy_list",
