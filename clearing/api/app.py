@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -77,10 +77,11 @@ Accept = Callable[[int, dict[str, str], str], Awaitable[tuple[int, bytes]]]
 
 
 def request_id_of(header: bytes | None) -> bytes:
-    """The client's ``X-Request-Id`` if it is a short token, else a new one (uuid4 hex)."""
+    """The client's ``X-Request-Id`` if it is a short token, else a new one: 128 random bits
+    in hex (``os.urandom`` alone: a ``uuid.UUID`` object costs eight times as much)."""
     if header is not None and REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex.encode()
+    return os.urandom(16).hex().encode()
 
 
 class _Responder:
