@@ -52,14 +52,17 @@ def _verify(args: argparse.Namespace) -> int:
         if args.service is None or args.auction is None:
             raise SystemExit("qev verify: give --service URL --auction T, or --dir DIR")
 
-        def get(path: str) -> object:
-            r = httpx.get(args.service.rstrip("/") + path, timeout=60)
-            if r.status_code == 409 and path.endswith("allocation-tree"):
-                return None  # no winners: no allocation tree
-            r.raise_for_status()
-            return exactjson.loads(r.content)
+        # one client for every document (thread-safe): one TLS context, pooled connections
+        with httpx.Client(base_url=args.service.rstrip("/"), timeout=60) as client:
 
-        docs = fetch_documents(get, args.auction, concurrent=6)
+            def get(path: str) -> object:
+                r = client.get(path)
+                if r.status_code == 409 and path.endswith("allocation-tree"):
+                    return None  # no winners: no allocation tree
+                r.raise_for_status()
+                return exactjson.loads(r.content)
+
+            docs = fetch_documents(get, args.auction, concurrent=6)
     report = verify_documents(docs, chain)
     for difference in report.differences:
         print(f"DIFFERENT  {difference}")
